@@ -1,0 +1,292 @@
+//! A wasmtime host for the session component: compiles it once, instantiates it cheaply
+//! (through `InstancePre`), and calls its `session` interface with typed Rust values.
+//!
+//! Each [`Instance`] is one component instance with its own store, as one replica of an app
+//! would have; its outgoing HTTP goes over real sockets (`wasi:http` default hooks).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+pub use crate::intercept::{BeforeSend, Exchange, HookFuture, Hooks, Synthetic, Traffic};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        world: "dapr-session",
+        path: "../wit",
+        exports: { default: async },
+    });
+}
+
+pub use bindings::exports::agentmem::session::session::{
+    Config, Consistency, Error as SessionError, InvalidInput, SessionMetadata, StoreError,
+};
+
+/// The path of the component the build script compiled.
+pub const COMPONENT: &str = env!("DAPR_SESSION_WASM");
+
+/// What a store of the host holds: WASI and wasi-http state.
+pub struct HostState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    hooks: Hooks,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// A wall clock tests can set, so timestamps are exact without sleeping.
+#[derive(Debug, Clone, Default)]
+pub struct ManualClock(Arc<AtomicU64>);
+
+impl ManualClock {
+    /// A clock showing `ms` milliseconds since the Unix epoch.
+    pub fn at_ms(ms: u64) -> Self {
+        ManualClock(Arc::new(AtomicU64::new(ms)))
+    }
+
+    /// Sets the time, in milliseconds since the Unix epoch.
+    pub fn set_ms(&self, ms: u64) {
+        self.0.store(ms, Ordering::SeqCst);
+    }
+}
+
+impl HostWallClock for ManualClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_millis(1)
+    }
+
+    fn now(&self) -> Duration {
+        Duration::from_millis(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// How to set up one instance.
+#[derive(Clone, Default)]
+pub struct InstanceOptions {
+    /// Environment variables the component sees.
+    pub env: Vec<(String, String)>,
+    /// A wall clock to use instead of the real one.
+    pub clock: Option<ManualClock>,
+    /// Hooks on the instance's outgoing HTTP.
+    pub hooks: Hooks,
+}
+
+/// The compiled component, ready to be instantiated many times.
+#[derive(Clone)]
+pub struct Host {
+    engine: Engine,
+    pre: bindings::DaprSessionPre<HostState>,
+}
+
+impl Host {
+    /// Compiles the component the build script produced.
+    pub fn new() -> anyhow::Result<Self> {
+        Self::from_file(Path::new(COMPONENT))
+    }
+
+    /// Compiles the component at `path`.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let engine = Engine::default();
+        let component = Component::from_file(&engine, path)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("loading component {}", path.display()))?;
+        Self::from_component(engine, &component)
+    }
+
+    /// Links `component` against WASI and wasi-http.
+    pub fn from_component(engine: Engine, component: &Component) -> anyhow::Result<Self> {
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        let pre = bindings::DaprSessionPre::new(linker.instantiate_pre(component)?)?;
+        Ok(Host { engine, pre })
+    }
+
+    /// The engine the component was compiled with.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// A new instance with no environment.
+    pub async fn instance(&self) -> anyhow::Result<Instance> {
+        self.instance_with(InstanceOptions::default()).await
+    }
+
+    /// A new instance set up by `options`.
+    pub async fn instance_with(&self, options: InstanceOptions) -> anyhow::Result<Instance> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.inherit_stderr();
+        for (k, v) in &options.env {
+            wasi.env(k, v);
+        }
+        if let Some(clock) = options.clock {
+            wasi.wall_clock(clock);
+        }
+        let state = HostState {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks: options.hooks,
+        };
+        let mut store = Store::new(&self.engine, state);
+        let api = self.pre.instantiate_async(&mut store).await?;
+        Ok(Instance { store, api })
+    }
+}
+
+/// A failed call: the component returned an error, or it trapped.
+#[derive(Debug)]
+pub enum CallError {
+    /// The `error` the component returned.
+    Session(SessionError),
+    /// The component trapped or could not be called.
+    Trap(anyhow::Error),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Session(e) => write!(f, "session error: {e:?}"),
+            CallError::Trap(e) => write!(f, "trap: {e:#}"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+impl CallError {
+    /// The session error, if it is one.
+    pub fn session(&self) -> Option<&SessionError> {
+        match self {
+            CallError::Session(e) => Some(e),
+            CallError::Trap(_) => None,
+        }
+    }
+}
+
+/// Result of a call into the component.
+pub type CallResult<T> = Result<T, CallError>;
+
+fn flatten<T>(r: wasmtime::Result<Result<T, SessionError>>) -> CallResult<T> {
+    match r {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(CallError::Session(e)),
+        Err(e) => Err(CallError::Trap(e.into())),
+    }
+}
+
+/// An open session handle inside an [`Instance`].
+#[derive(Debug, Clone, Copy)]
+pub struct SessionHandle(ResourceAny);
+
+/// One instance of the component.
+pub struct Instance {
+    store: Store<HostState>,
+    api: bindings::DaprSession,
+}
+
+impl Instance {
+    fn session(&self) -> bindings::exports::agentmem::session::session::GuestSession<'_> {
+        self.api.agentmem_session_session().session()
+    }
+
+    /// `session.open`.
+    pub async fn open(&mut self, id: &str, config: &Config) -> CallResult<SessionHandle> {
+        let api = self.api.agentmem_session_session().session();
+        flatten(api.call_open(&mut self.store, id, config).await).map(SessionHandle)
+    }
+
+    /// `session.id`.
+    pub async fn id(&mut self, s: SessionHandle) -> CallResult<String> {
+        let api = self.api.agentmem_session_session().session();
+        api.call_id(&mut self.store, s.0)
+            .await
+            .map_err(|e| CallError::Trap(e.into()))
+    }
+
+    /// `session.get-items`.
+    pub async fn get_items(
+        &mut self,
+        s: SessionHandle,
+        limit: Option<u32>,
+    ) -> CallResult<Vec<String>> {
+        let api = self.api.agentmem_session_session().session();
+        flatten(api.call_get_items(&mut self.store, s.0, limit).await)
+    }
+
+    /// `session.add-items`.
+    pub async fn add_items(&mut self, s: SessionHandle, items: &[String]) -> CallResult<()> {
+        let api = self.api.agentmem_session_session().session();
+        flatten(api.call_add_items(&mut self.store, s.0, items).await)
+    }
+
+    /// `session.pop-item`.
+    pub async fn pop_item(&mut self, s: SessionHandle) -> CallResult<Option<String>> {
+        let api = self.api.agentmem_session_session().session();
+        flatten(api.call_pop_item(&mut self.store, s.0).await)
+    }
+
+    /// `session.clear`.
+    pub async fn clear(&mut self, s: SessionHandle) -> CallResult<()> {
+        let api = self.api.agentmem_session_session().session();
+        flatten(api.call_clear(&mut self.store, s.0).await)
+    }
+
+    /// `session.ping`.
+    pub async fn ping(&mut self, s: SessionHandle) -> CallResult<()> {
+        let api = self.api.agentmem_session_session().session();
+        flatten(api.call_ping(&mut self.store, s.0).await)
+    }
+
+    /// `session.metadata`.
+    pub async fn metadata(&mut self, s: SessionHandle) -> CallResult<SessionMetadata> {
+        let api = self.api.agentmem_session_session().session();
+        flatten(api.call_metadata(&mut self.store, s.0).await)
+    }
+
+    /// Drops the session resource.
+    pub async fn close(&mut self, s: SessionHandle) -> anyhow::Result<()> {
+        let _ = self.session();
+        s.0.resource_drop_async(&mut self.store).await?;
+        Ok(())
+    }
+}
+
+/// A config for `store` at `endpoint`, every other field default.
+pub fn config(endpoint: &str, store: &str) -> Config {
+    Config {
+        store_name: store.to_string(),
+        endpoint: Some(endpoint.to_string()),
+        api_token: None,
+        ttl_seconds: None,
+        consistency: None,
+        key_prefix: None,
+        default_limit: None,
+        timeout_ms: None,
+    }
+}

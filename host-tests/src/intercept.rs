@@ -1,0 +1,223 @@
+//! Watching and steering the component's outgoing HTTP from the host.
+//!
+//! A [`Traffic`] records every request an instance sends (with its body) and the response
+//! it got, whatever the backend behind it: the test server or a real daprd. A [`BeforeSend`]
+//! hook runs before a request leaves, so a test can, say, slip in a competing write between
+//! the component's read and its conditional write.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use wasmtime_wasi_http::{RequestOptions, WasiHttpHooks};
+
+/// One request the component sent, and what came back.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// HTTP method.
+    pub method: String,
+    /// Full URI.
+    pub uri: String,
+    /// Request headers, names lower-case.
+    pub headers: Vec<(String, String)>,
+    /// Request body.
+    pub body: Bytes,
+    /// Response status (0 if no response arrived).
+    pub status: u16,
+    /// Response body length.
+    pub response_bytes: usize,
+}
+
+impl Exchange {
+    /// The request body as JSON (`Null` if it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The path and query of the URI.
+    pub fn path_and_query(&self) -> &str {
+        self.uri
+            .find("/v1.0")
+            .and_then(|i| self.uri.get(i..))
+            .unwrap_or(&self.uri)
+    }
+
+    /// The value of a request header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Everything an instance sent, in order.
+#[derive(Debug, Default, Clone)]
+pub struct Traffic(Arc<Mutex<Vec<Exchange>>>);
+
+impl Traffic {
+    /// A copy of every exchange so far.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// Forgets what was recorded.
+    pub fn clear(&self) {
+        if let Ok(mut v) = self.0.lock() {
+            v.clear();
+        }
+    }
+
+    /// Number of requests recorded.
+    pub fn requests(&self) -> usize {
+        self.0.lock().map(|v| v.len()).unwrap_or(0)
+    }
+
+    fn push(&self, e: Exchange) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(e);
+        }
+    }
+}
+
+/// An answer a hook gives in place of the sidecar's.
+#[derive(Debug, Clone)]
+pub struct Synthetic {
+    /// HTTP status.
+    pub status: u16,
+    /// Body (JSON).
+    pub body: String,
+}
+
+/// A future returned by a [`BeforeSend`] hook: `Some` answers the request without sending it.
+pub type HookFuture = Pin<Box<dyn Future<Output = Option<Synthetic>> + Send>>;
+
+/// Runs before each request leaves the host; sees the request about to be sent.
+pub type BeforeSend = Arc<dyn Fn(&Exchange) -> HookFuture + Send + Sync>;
+
+/// The wasi-http hooks of one instance.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// Where to record exchanges, if anywhere.
+    pub traffic: Option<Traffic>,
+    /// What to run before each request.
+    pub before_send: Option<BeforeSend>,
+}
+
+impl Hooks {
+    fn is_active(&self) -> bool {
+        self.traffic.is_some() || self.before_send.is_some()
+    }
+}
+
+type WasiBody = wasmtime_wasi_http::WasiBody;
+type SendResult = wasmtime_wasi_http::Result<(
+    http::Response<WasiBody>,
+    Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+)>;
+
+impl WasiHttpHooks for Hooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
+        _ = fut;
+        if !self.is_active() {
+            return Box::new(async move {
+                let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+                Ok((
+                    res.map(BodyExt::boxed_unsync),
+                    Box::new(io) as Box<dyn Future<Output = _> + Send>,
+                ))
+            });
+        }
+        let hooks = self.clone();
+        Box::new(async move {
+            let (parts, body) = request.into_parts();
+            let body = body.collect().await?.to_bytes();
+            let mut exchange = Exchange {
+                method: parts.method.to_string(),
+                uri: parts.uri.to_string(),
+                headers: parts
+                    .headers
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.as_str().to_string(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        )
+                    })
+                    .collect(),
+                body: body.clone(),
+                status: 0,
+                response_bytes: 0,
+            };
+            if let Some(hook) = &hooks.before_send
+                && let Some(answer) = hook(&exchange).await
+            {
+                exchange.status = answer.status;
+                exchange.response_bytes = answer.body.len();
+                if let Some(t) = &hooks.traffic {
+                    t.push(exchange);
+                }
+                let res = http::Response::builder()
+                    .status(answer.status)
+                    .header("content-type", "application/json")
+                    .body(
+                        Full::new(Bytes::from(answer.body))
+                            .map_err(|e: std::convert::Infallible| match e {})
+                            .boxed_unsync(),
+                    )
+                    .map_err(|_| wasmtime_wasi_http::Error::InternalError(None))?;
+                let io = async { Ok(()) };
+                return Ok((res, Box::new(io) as Box<dyn Future<Output = _> + Send>));
+            }
+            let request = http::Request::from_parts(
+                parts,
+                Full::new(body)
+                    .map_err(|e: std::convert::Infallible| match e {})
+                    .boxed_unsync(),
+            );
+            let sent = wasmtime_wasi_http::default_send_request(request, options).await;
+            let (res, io) = match sent {
+                Ok(ok) => ok,
+                Err(e) => {
+                    if let Some(t) = &hooks.traffic {
+                        t.push(exchange);
+                    }
+                    return Err(e);
+                }
+            };
+            // The connection must keep being driven while the body is read.
+            let io = tokio::spawn(io);
+            let (res_parts, res_body) = res.into_parts();
+            let collected = res_body.collect().await;
+            exchange.status = res_parts.status.as_u16();
+            let res_bytes = match collected {
+                Ok(c) => c.to_bytes(),
+                Err(e) => {
+                    if let Some(t) = &hooks.traffic {
+                        t.push(exchange);
+                    }
+                    return Err(e);
+                }
+            };
+            exchange.response_bytes = res_bytes.len();
+            if let Some(t) = &hooks.traffic {
+                t.push(exchange);
+            }
+            let res = http::Response::from_parts(
+                res_parts,
+                Full::new(res_bytes)
+                    .map_err(|e: std::convert::Infallible| match e {})
+                    .boxed_unsync(),
+            );
+            let io = async move { io.await.unwrap_or(Ok(())) };
+            Ok((res, Box::new(io) as Box<dyn Future<Output = _> + Send>))
+        })
+    }
+}

@@ -1,0 +1,166 @@
+//! Every case of the behavioural suite, and the helpers they share.
+
+mod concurrency;
+mod config;
+mod contract;
+mod metadata;
+mod stored;
+mod wire;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use dapr_session_host_tests::host::{BeforeSend, CallResult, Exchange, SessionError};
+use serde_json::{Value, json};
+
+use crate::case;
+use crate::harness::{Case, Ctx};
+
+/// The whole suite.
+pub static ALL: &[Case] = &[
+    // The upstream DaprSession tests, rewritten for the WIT interface.
+    case!(contract::direct_ops),
+    case!(contract::history_feeds_the_next_turn),
+    case!(contract::session_isolation),
+    case!(contract::get_items_with_limit),
+    case!(contract::pop_from_empty_session),
+    case!(contract::limit_returns_fewer_when_history_exhausted),
+    case!(contract::add_empty_batch_is_a_noop),
+    case!(contract::unicode_content),
+    case!(contract::special_characters_and_json_safety),
+    case!(contract::problematic_strings_round_trip),
+    case!(contract::huge_limit_is_fine),
+    case!(contract::default_limit_from_config),
+    case!(contract::explicit_limit_overrides_default),
+    case!(contract::closed_handle_cannot_be_used),
+    case!(contract::other_instance_sees_items),
+    case!(contract::large_items),
+    case!(contract::items_come_back_byte_for_byte),
+    case!(contract::invalid_items_are_rejected_with_index),
+    case!(concurrency::add_retries_on_conflict),
+    case!(concurrency::pop_retries_on_conflict),
+    case!(concurrency::concurrent_adds_from_three_instances),
+    case!(concurrency::two_instances_append_contiguous_batches),
+    case!(concurrency::concurrent_pops_never_return_an_item_twice),
+    case!(stored::limit_skips_corrupt_newest_entries),
+    case!(stored::pop_skips_corrupt_most_recent),
+    case!(stored::pop_returns_none_after_dropping_only_corrupt_entries),
+    case!(stored::corrupt_aggregate_is_never_overwritten),
+    case!(stored::raw_bytes_aggregate_is_never_overwritten),
+    case!(stored::messages_not_a_list_read_as_empty),
+    case!(stored::already_deserialized_messages),
+    case!(stored::layout_matches_python),
+    case!(stored::python_written_items_are_read),
+    case!(metadata::created_at_kept_updated_at_advances),
+    case!(metadata::metadata_creation_then_etag_guarded_update),
+    case!(metadata::stale_metadata_etag_retries_and_keeps_created_at),
+    case!(metadata::add_survives_metadata_write_failing),
+    case!(metadata::clear_removes_metadata),
+    case!(wire::ttl_and_consistency_on_the_wire),
+    case!(wire::eventual_consistency_on_the_wire),
+    case!(wire::ttl_expiry_observed),
+    case!(wire::tenant_prefixes_isolate),
+    case!(wire::keys_with_reserved_characters),
+    case!(wire::add_items_round_trips),
+    case!(config::ping_ok),
+    case!(config::ping_reports_unreachable_sidecar),
+    case!(config::wrong_store_name),
+    case!(config::api_token_accepted_and_refused),
+    case!(config::api_token_from_environment),
+    case!(config::endpoint_from_environment),
+    case!(config::invalid_config_is_rejected),
+    case!(config::invalid_session_ids_are_rejected),
+    case!(config::unreachable_sidecar_is_unavailable),
+];
+
+/// An OpenAI Responses message item as JSON text.
+pub fn msg(role: &str, content: &str) -> String {
+    json!({"role": role, "content": content}).to_string()
+}
+
+/// `n` user messages `"{prefix} {i}"`.
+pub fn messages(prefix: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| msg("user", &format!("{prefix} {i}")))
+        .collect()
+}
+
+/// The `content` of each item.
+pub fn contents(items: &[String]) -> Vec<String> {
+    items
+        .iter()
+        .map(|i| {
+            serde_json::from_str::<Value>(i)
+                .ok()
+                .and_then(|v| {
+                    v.get("content")
+                        .and_then(|c| c.as_str())
+                        .map(str::to_string)
+                })
+                .unwrap_or_else(|| format!("<not a message: {i}>"))
+        })
+        .collect()
+}
+
+/// The session error of a failed call (fails the case if the call succeeded or trapped).
+pub fn session_error<T: std::fmt::Debug>(r: CallResult<T>) -> anyhow::Result<SessionError> {
+    match r {
+        Err(e) => e
+            .session()
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("expected a session error, got {e}")),
+        Ok(v) => anyhow::bail!("expected an error, got Ok({v:?})"),
+    }
+}
+
+/// A hook that, the first time the component saves `key`, first makes a competing
+/// etag-guarded write that appends `competitor` (as a Python `DaprSession` would store it).
+pub fn competing_append(ctx: &Ctx, key: &str, competitor: &str) -> BeforeSend {
+    let http = ctx.http();
+    let store = ctx.backend.store.clone();
+    let key = key.to_string();
+    let competitor = competitor.to_string();
+    let fired = Arc::new(AtomicBool::new(false));
+    Arc::new(move |ex: &Exchange| {
+        let is_target = ex.method == "POST"
+            && ex
+                .path_and_query()
+                .starts_with(&format!("/v1.0/state/{store}"))
+            && !ex.path_and_query().contains("/bulk")
+            && ex.json().as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|w| w.get("key").and_then(Value::as_str) == Some(key.as_str()))
+            });
+        let go = is_target && !fired.swap(true, Ordering::SeqCst);
+        let (http, store, key, competitor) =
+            (http.clone(), store.clone(), key.clone(), competitor.clone());
+        Box::pin(async move {
+            if go {
+                let current = http.get(&store, &key).await.ok()?;
+                let etag = current.header("etag").map(str::to_string);
+                let mut entries: Vec<Value> =
+                    serde_json::from_slice(&current.body).unwrap_or_default();
+                entries.push(Value::String(competitor));
+                let body = serde_json::to_vec(&json!([{
+                    "key": key, "value": entries, "etag": etag,
+                    "options": {"concurrency": "first-write"}
+                }]))
+                .ok()?;
+                let answer = http
+                    .send(
+                        http::Method::POST,
+                        &format!("/v1.0/state/{store}"),
+                        Some(body),
+                        &[],
+                    )
+                    .await
+                    .ok()?;
+                assert!(
+                    answer.status.is_success(),
+                    "competing write failed: {answer:?}"
+                );
+            }
+            None
+        })
+    })
+}

@@ -1,0 +1,229 @@
+//! What goes over the wire: TTL, consistency, keys and prefixes, request counts.
+
+use std::time::Duration;
+
+use anyhow::ensure;
+use dapr_session_host_tests::host::{Consistency, Hooks, InstanceOptions, Traffic};
+use serde_json::{Value, json};
+
+use super::{contents, msg};
+use crate::harness::{CaseResult, Ctx};
+
+async fn traced(ctx: &Ctx) -> anyhow::Result<(dapr_session_host_tests::host::Instance, Traffic)> {
+    let traffic = Traffic::default();
+    let inst = ctx
+        .instance_with(InstanceOptions {
+            hooks: Hooks {
+                traffic: Some(traffic.clone()),
+                before_send: None,
+            },
+            ..Default::default()
+        })
+        .await?;
+    Ok((inst, traffic))
+}
+
+/// Upstream `test_ttl_functionality` and `test_consistency_levels`, checked on the wire: every
+/// read asks for the configured consistency, every write carries it and `ttlInSeconds`.
+pub async fn ttl_and_consistency_on_the_wire(ctx: Ctx) -> CaseResult {
+    let (mut inst, traffic) = traced(&ctx).await?;
+    let mut config = ctx.config();
+    config.ttl_seconds = Some(3600);
+    config.consistency = Some(Consistency::Strong);
+    let s = inst.open(&ctx.id("wire"), &config).await?;
+    inst.add_items(s, &[msg("user", "hi")]).await?;
+    inst.get_items(s, None).await?;
+    inst.pop_item(s).await?;
+    inst.clear(s).await?;
+    let ex = traffic.exchanges();
+    let (mut reads, mut writes, mut deletes) = (0, 0, 0);
+    for e in &ex {
+        match e.method.as_str() {
+            "GET" => {
+                reads += 1;
+                ensure!(
+                    e.uri.contains("consistency=strong"),
+                    "read without strong consistency: {}",
+                    e.uri
+                );
+            }
+            "POST" => {
+                for w in e.json().as_array().cloned().unwrap_or_default() {
+                    writes += 1;
+                    ensure!(w["options"]["consistency"] == json!("strong"), "{w}");
+                    ensure!(w["metadata"]["ttlInSeconds"] == json!("3600"), "{w}");
+                }
+            }
+            "DELETE" => {
+                deletes += 1;
+                ensure!(e.uri.contains("consistency=strong"), "{}", e.uri);
+            }
+            other => anyhow::bail!("unexpected method {other}"),
+        }
+    }
+    ensure!(
+        reads >= 3 && writes >= 4 && deletes == 2,
+        "reads {reads} writes {writes} deletes {deletes}"
+    );
+    // The store reports the TTL back on reads (stores that support ttlExpireTime).
+    Ok(())
+}
+
+/// The default is eventual consistency and no TTL.
+pub async fn eventual_consistency_on_the_wire(ctx: Ctx) -> CaseResult {
+    let (mut inst, traffic) = traced(&ctx).await?;
+    let s = ctx.open(&mut inst, &ctx.id("eventual")).await?;
+    inst.add_items(s, &[msg("user", "hi")]).await?;
+    inst.get_items(s, None).await?;
+    for e in traffic.exchanges() {
+        if e.method == "GET" {
+            ensure!(e.uri.contains("consistency=eventual"), "{}", e.uri);
+        }
+        for w in e.json().as_array().cloned().unwrap_or_default() {
+            ensure!(w["options"]["consistency"] == json!("eventual"), "{w}");
+            ensure!(
+                w.get("metadata").is_none(),
+                "a TTL was sent without one configured: {w}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// With a 1 s TTL, the session is gone a little later (observed through the store).
+pub async fn ttl_expiry_observed(ctx: Ctx) -> CaseResult {
+    let id = ctx.id("expiry");
+    let mut inst = ctx.instance().await?;
+    let mut config = ctx.config();
+    config.ttl_seconds = Some(1);
+    let s = inst.open(&id, &config).await?;
+    inst.add_items(s, &[msg("user", "short-lived")]).await?;
+    ensure!(inst.get_items(s, None).await?.len() == 1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let gone = inst.get_items(s, None).await?.is_empty()
+            && ctx
+                .backend
+                .get_bytes(&format!("{id}:messages"))
+                .await?
+                .is_none()
+            && ctx
+                .backend
+                .get_bytes(&format!("{id}:metadata"))
+                .await?
+                .is_none();
+        if gone {
+            break;
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "still there 10 s after a 1 s TTL"
+        );
+    }
+    ensure!(inst.metadata(s).await?.created_at.is_none());
+    Ok(())
+}
+
+/// Tenants with different prefixes never see each other's sessions, even with the same id;
+/// every key a tenant writes starts with its prefix.
+pub async fn tenant_prefixes_isolate(ctx: Ctx) -> CaseResult {
+    let id = ctx.id("tenant");
+    let (mut inst, traffic) = traced(&ctx).await?;
+    let mut a = ctx.config();
+    a.key_prefix = Some("tenant-a".into());
+    let mut b = ctx.config();
+    b.key_prefix = Some("tenant-b".into());
+    let sa = inst.open(&id, &a).await?;
+    let sb = inst.open(&id, &b).await?;
+    let plain = ctx.open(&mut inst, &id).await?;
+    inst.add_items(sa, &[msg("user", "for a")]).await?;
+    inst.add_items(sb, &[msg("user", "for b")]).await?;
+    ensure!(contents(&inst.get_items(sa, None).await?) == ["for a"]);
+    ensure!(contents(&inst.get_items(sb, None).await?) == ["for b"]);
+    ensure!(inst.get_items(plain, None).await?.is_empty());
+    inst.clear(sa).await?;
+    ensure!(contents(&inst.get_items(sb, None).await?) == ["for b"]);
+    for e in traffic.exchanges() {
+        for w in e.json().as_array().cloned().unwrap_or_default() {
+            let key = w["key"].as_str().unwrap_or_default();
+            ensure!(
+                key.starts_with("tenant-a:") || key.starts_with("tenant-b:"),
+                "unprefixed key {key}"
+            );
+        }
+    }
+    ensure!(
+        ctx.backend
+            .get_bytes(&format!("tenant-b:{id}:messages"))
+            .await?
+            .is_some()
+    );
+    Ok(())
+}
+
+/// Session ids with characters that mean something in URLs or to Dapr are stored under
+/// exactly the right key, and stay isolated from each other.
+pub async fn keys_with_reserved_characters(ctx: Ctx) -> CaseResult {
+    let base = ctx.id("chars");
+    let ids: Vec<String> = [
+        "a/b",
+        "a%2Fb",
+        "..",
+        ".",
+        "x?y=1",
+        "x#frag",
+        "sp ace",
+        "plus+sign",
+        "ünï©ødé",
+        "semi;colon",
+        "amp&",
+        "back\\slash",
+        "quote\"",
+        "tab\tless",
+    ]
+    .iter()
+    .map(|s| format!("{base}-{s}"))
+    .filter(|s| !s.contains('\t'))
+    .collect();
+    let mut inst = ctx.instance().await?;
+    for id in &ids {
+        let s = ctx.open(&mut inst, id).await?;
+        inst.add_items(s, &[msg("user", id)]).await?;
+    }
+    for id in &ids {
+        let s = ctx.open(&mut inst, id).await?;
+        ensure!(
+            contents(&inst.get_items(s, None).await?) == [id.clone()],
+            "{id}"
+        );
+        let raw = ctx.backend.get_bytes(&format!("{id}:messages")).await?;
+        ensure!(
+            raw.is_some(),
+            "nothing stored under the exact key for {id:?}"
+        );
+    }
+    Ok(())
+}
+
+/// Request counts of the upstream layout: one read and one write for an add (plus the
+/// metadata read and write), one read for a get.
+pub async fn add_items_round_trips(ctx: Ctx) -> CaseResult {
+    let (mut inst, traffic) = traced(&ctx).await?;
+    let s = ctx.open(&mut inst, &ctx.id("trips")).await?;
+    inst.add_items(s, &[msg("user", "a")]).await?;
+    ensure!(
+        traffic.requests() == 4,
+        "add: {} requests",
+        traffic.requests()
+    );
+    traffic.clear();
+    inst.get_items(s, Some(1)).await?;
+    ensure!(
+        traffic.requests() == 1,
+        "get: {} requests",
+        traffic.requests()
+    );
+    let _: Value = Value::Null;
+    Ok(())
+}

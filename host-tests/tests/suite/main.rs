@@ -1,0 +1,19 @@
+//! The behavioural suite: every case, run against every backend (see `backend.rs`).
+//!
+//! `cargo test -p dapr-session-host-tests --test suite [-- FILTER...]`
+
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod backend;
+mod cases;
+mod harness;
+
+fn main() -> std::process::ExitCode {
+    harness::main(cases::ALL)
+}

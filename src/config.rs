@@ -1,0 +1,294 @@
+//! Session configuration: what the caller passed to `open`, defaults from the environment,
+//! and validation of both.
+
+use std::time::Duration;
+
+use crate::dapr::Consistency;
+use crate::error::{Error, Result};
+
+/// Default request timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest accepted session id, in bytes. Keeps keys within every Dapr store's key limits.
+pub const MAX_SESSION_ID_BYTES: usize = 512;
+/// Longest accepted key prefix, in bytes.
+pub const MAX_KEY_PREFIX_BYTES: usize = 128;
+
+/// The `config` record of the WIT interface, as plain Rust.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// State store component name.
+    pub store_name: String,
+    /// Sidecar base URL.
+    pub endpoint: Option<String>,
+    /// Dapr API token.
+    pub api_token: Option<String>,
+    /// TTL of every write, in seconds.
+    pub ttl_seconds: Option<u32>,
+    /// Consistency of reads and writes.
+    pub consistency: Option<Consistency>,
+    /// Tenant key prefix.
+    pub key_prefix: Option<String>,
+    /// Limit of `get-items` when none is given.
+    pub default_limit: Option<u32>,
+    /// Timeout of each request, in milliseconds.
+    pub timeout_ms: Option<u32>,
+}
+
+/// A validated configuration with every default filled in.
+#[derive(Clone)]
+pub struct Settings {
+    /// State store component name.
+    pub store_name: String,
+    /// Sidecar base URL without a trailing slash.
+    pub endpoint: String,
+    /// Dapr API token, if any.
+    pub api_token: Option<String>,
+    /// TTL of every write.
+    pub ttl_seconds: Option<u32>,
+    /// Consistency of reads and writes.
+    pub consistency: Consistency,
+    /// Tenant key prefix, if any.
+    pub key_prefix: Option<String>,
+    /// Limit of `get-items` when none is given.
+    pub default_limit: Option<u32>,
+    /// Timeout of each request.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for Settings {
+    // Written by hand so the API token never reaches a log or an error message.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("store_name", &self.store_name)
+            .field("endpoint", &self.endpoint)
+            .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
+            .field("ttl_seconds", &self.ttl_seconds)
+            .field("consistency", &self.consistency)
+            .field("key_prefix", &self.key_prefix)
+            .field("default_limit", &self.default_limit)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl Settings {
+    /// Validates `options`, filling unset fields from `env` (the process environment).
+    pub fn resolve(options: Options, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        validate_store_name(&options.store_name)?;
+        let endpoint = match options.endpoint {
+            Some(e) => e,
+            None => default_endpoint(&env)?,
+        };
+        let endpoint = validate_endpoint(&endpoint)?;
+        let api_token = options
+            .api_token
+            .or_else(|| env("DAPR_API_TOKEN").filter(|t| !t.is_empty()));
+        if let Some(token) = &api_token {
+            // A header value must be visible ASCII; say so without echoing the token.
+            if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(Error::invalid(
+                    "api-token must be non-empty visible ASCII (it is sent as an HTTP header)",
+                ));
+            }
+        }
+        if options.ttl_seconds == Some(0) {
+            return Err(Error::invalid(
+                "ttl-seconds must be at least 1; leave it unset for no expiry",
+            ));
+        }
+        if let Some(prefix) = &options.key_prefix {
+            validate_key_prefix(prefix)?;
+        }
+        let timeout = match options.timeout_ms {
+            None => DEFAULT_TIMEOUT,
+            Some(0) => return Err(Error::invalid("timeout-ms must be at least 1")),
+            Some(ms) => Duration::from_millis(u64::from(ms)),
+        };
+        Ok(Settings {
+            store_name: options.store_name,
+            endpoint,
+            api_token,
+            ttl_seconds: options.ttl_seconds,
+            consistency: options.consistency.unwrap_or(Consistency::Eventual),
+            key_prefix: options.key_prefix,
+            default_limit: options.default_limit,
+            timeout,
+        })
+    }
+
+    /// The key every storage key of `session_id` starts with: `{prefix}:{id}` or `{id}`.
+    pub fn key_base(&self, session_id: &str) -> String {
+        match &self.key_prefix {
+            Some(p) => format!("{p}:{session_id}"),
+            None => session_id.to_string(),
+        }
+    }
+}
+
+/// `DAPR_HTTP_ENDPOINT`, else `http://127.0.0.1:$DAPR_HTTP_PORT`, else `http://127.0.0.1:3500`.
+fn default_endpoint(env: &impl Fn(&str) -> Option<String>) -> Result<String> {
+    if let Some(e) = env("DAPR_HTTP_ENDPOINT").filter(|e| !e.is_empty()) {
+        return Ok(e);
+    }
+    if let Some(port) = env("DAPR_HTTP_PORT").filter(|p| !p.is_empty()) {
+        let port: u16 = port.parse().map_err(|_| {
+            Error::invalid(format!("DAPR_HTTP_PORT is not a port number: {port:?}"))
+        })?;
+        return Ok(format!("http://127.0.0.1:{port}"));
+    }
+    Ok("http://127.0.0.1:3500".to_string())
+}
+
+fn validate_endpoint(endpoint: &str) -> Result<String> {
+    let trimmed = endpoint.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("http://")
+        .or_else(|| trimmed.strip_prefix("https://"))
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "endpoint must start with http:// or https://: {endpoint:?}"
+            ))
+        })?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty()
+        || rest.contains(['?', '#', ' '])
+        || !rest.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(Error::invalid(format!(
+            "endpoint is not a plain http(s) URL: {endpoint:?}"
+        )));
+    }
+    trimmed
+        .parse::<wstd::http::Uri>()
+        .map_err(|e| Error::invalid(format!("endpoint is not a valid URL ({e}): {endpoint:?}")))?;
+    Ok(trimmed.to_string())
+}
+
+fn validate_store_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "store-name must be a Dapr component name (letters, digits, '-', '.', '_'): {name:?}"
+        )))
+    }
+}
+
+fn validate_key_prefix(prefix: &str) -> Result<()> {
+    if prefix.is_empty() {
+        return Err(Error::invalid(
+            "key-prefix must not be empty; leave it unset for no prefix",
+        ));
+    }
+    if prefix.len() > MAX_KEY_PREFIX_BYTES {
+        return Err(Error::invalid(format!(
+            "key-prefix is longer than {MAX_KEY_PREFIX_BYTES} bytes"
+        )));
+    }
+    // The first ':' of a key ends the prefix, so a prefix holding ':' could alias another
+    // tenant's keys; '||' is Dapr's own key separator.
+    if prefix.contains(':') || prefix.contains("||") || prefix.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "key-prefix must not contain ':', '||' or control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a session id: non-empty, at most [`MAX_SESSION_ID_BYTES`], no `||` (Dapr's key
+/// separator) and no control characters.
+pub fn validate_session_id(id: &str) -> Result<()> {
+    if id.is_empty() {
+        return Err(Error::invalid("session id must not be empty"));
+    }
+    if id.len() > MAX_SESSION_ID_BYTES {
+        return Err(Error::invalid(format!(
+            "session id is {} bytes; the limit is {MAX_SESSION_ID_BYTES}",
+            id.len()
+        )));
+    }
+    if id.contains("||") {
+        return Err(Error::invalid(
+            "session id must not contain '||' (Dapr's key separator)",
+        ));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "session id must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> Options {
+        Options {
+            store_name: "statestore".into(),
+            ..Options::default()
+        }
+    }
+
+    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn endpoint_defaults_follow_dapr_env_names() {
+        let s = |pairs| Settings::resolve(opts(), env(pairs)).map(|s| s.endpoint);
+        assert_eq!(s(&[]), Ok("http://127.0.0.1:3500".into()));
+        assert_eq!(
+            s(&[("DAPR_HTTP_PORT", "3600")]),
+            Ok("http://127.0.0.1:3600".into())
+        );
+        assert_eq!(
+            s(&[
+                ("DAPR_HTTP_ENDPOINT", "http://dapr:80/"),
+                ("DAPR_HTTP_PORT", "1")
+            ]),
+            Ok("http://dapr:80".into())
+        );
+        assert!(s(&[("DAPR_HTTP_PORT", "x")]).is_err());
+    }
+
+    #[test]
+    fn token_comes_from_env_and_is_never_printed() {
+        let s = Settings::resolve(opts(), env(&[("DAPR_API_TOKEN", "s3cret")]));
+        let s = s.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.api_token.as_deref(), Some("s3cret"));
+        assert!(!format!("{s:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn keys_are_prefixed() {
+        let mut o = opts();
+        o.key_prefix = Some("tenant".into());
+        let s = Settings::resolve(o, env(&[])).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.key_base("id"), "tenant:id");
+    }
+
+    #[test]
+    fn session_ids() {
+        assert!(validate_session_id("user-123").is_ok());
+        assert!(validate_session_id("a/b ü ? # % .. +").is_ok());
+        for bad in ["", "a||b", "a\nb", "\0"] {
+            assert!(validate_session_id(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_session_id(&"x".repeat(MAX_SESSION_ID_BYTES)).is_ok());
+        assert!(validate_session_id(&"x".repeat(MAX_SESSION_ID_BYTES + 1)).is_err());
+    }
+}

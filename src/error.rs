@@ -1,0 +1,99 @@
+//! The error type of every session operation.
+//!
+//! [`Error`] mirrors the WIT `error` variant one to one; `export.rs` converts it at the boundary.
+
+use crate::dapr::DaprError;
+
+/// Why a session operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A caller-supplied argument was rejected before anything was sent.
+    #[error("invalid input{}: {message}", item_index.map(|i| format!(" (item {i})")).unwrap_or_default())]
+    InvalidInput {
+        /// Index of the offending item in a batch, if an item is at fault.
+        item_index: Option<u32>,
+        /// What is wrong.
+        message: String,
+    },
+    /// Concurrent writers kept winning; the operation gave up after this many attempts.
+    #[error("gave up after {0} attempts: other writers kept changing the session")]
+    Conflict(u32),
+    /// The sidecar could not be reached or is not ready.
+    #[error("sidecar unavailable: {0}")]
+    Unavailable(String),
+    /// A request exceeded the configured timeout.
+    #[error("request to the sidecar timed out")]
+    Timeout,
+    /// The sidecar refused the API token.
+    #[error("the sidecar refused the API token")]
+    Unauthorized,
+    /// The sidecar has no state store of this name.
+    #[error("state store not found: {0}")]
+    StoreNotFound(String),
+    /// Stored data is not in the expected shape; nothing was written.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// Any other error the sidecar reported.
+    #[error("state store error {status} {code}: {message}")]
+    Store {
+        /// HTTP status.
+        status: u16,
+        /// Dapr `errorCode`, empty if none.
+        code: String,
+        /// Dapr's message.
+        message: String,
+    },
+}
+
+impl Error {
+    /// An invalid argument not tied to one item.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            item_index: None,
+            message: message.into(),
+        }
+    }
+
+    /// An invalid item at `index` of a batch.
+    pub fn invalid_item(index: usize, message: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            item_index: Some(u32::try_from(index).unwrap_or(u32::MAX)),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<DaprError> for Error {
+    fn from(e: DaprError) -> Self {
+        match e {
+            DaprError::Timeout => Error::Timeout,
+            DaprError::Unauthorized => Error::Unauthorized,
+            DaprError::Transport(m) => Error::Unavailable(m),
+            DaprError::Protocol(m) => Error::Store {
+                status: 0,
+                code: String::new(),
+                message: m,
+            },
+            DaprError::Status {
+                status,
+                code,
+                message,
+            } => {
+                if code == "ERR_STATE_STORE_NOT_FOUND" || code == "ERR_STATE_STORE_NOT_CONFIGURED" {
+                    Error::StoreNotFound(message)
+                } else if code == "ERR_HEALTH_NOT_READY" || status == 503 {
+                    Error::Unavailable(message)
+                } else {
+                    Error::Store {
+                        status,
+                        code,
+                        message,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Result of a session operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

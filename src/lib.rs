@@ -1,0 +1,34 @@
+//! dapr-session: conversation memory for AI agents, as a WebAssembly component.
+//!
+//! The component exports the WIT interface `agentmem:session/session` (see `wit/session.wit`):
+//! the OpenAI Agents SDK `Session` contract (`get-items`, `add-items`, `pop-item`, `clear`)
+//! plus `ping` and `metadata`, stored in any Dapr state store through the sidecar's HTTP API.
+//!
+//! Modules, one concern each:
+//! - [`bindings`]: Rust bindings generated from the WIT.
+//! - [`export`]: the WIT exports, converting to and from the types below.
+//! - [`session`]: argument checks and limits over a storage layout.
+//! - [`layout`]: how a session maps onto state keys.
+//! - [`dapr`]: the client for Dapr's HTTP state API.
+//! - [`config`], [`item`], [`error`], [`retry`], [`clock`]: what their names say.
+
+pub mod bindings;
+pub mod clock;
+pub mod config;
+pub mod dapr;
+pub mod error;
+pub mod export;
+pub mod item;
+pub mod layout;
+pub mod retry;
+pub mod session;
+
+/// The `#[export_name]` shims the component model calls; unsafe by nature, generated.
+/// Only on wasm: component export names are not valid native symbol names.
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
+mod exports {
+    use crate::bindings;
+    use crate::export::Component;
+    bindings::export!(Component with_types_in bindings);
+}
