@@ -6,7 +6,8 @@
     missing_docs,
     clippy::unwrap_used,
     clippy::expect_used,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    clippy::panic
 )]
 
 use std::time::Duration;
@@ -300,7 +301,7 @@ async fn api_token() {
     let anonymous = DaprHttp::new(&s.endpoint());
     let refused = anonymous.get("statestore", "k").await.unwrap();
     assert_eq!(refused.status, 401);
-    assert_eq!(&refused.body[..], b"invalid api token");
+    assert_eq!(&refused.body[..], b"invalid api token\n");
     assert_eq!(refused.header("content-type"), Some("text/plain"));
     assert_eq!(
         anonymous

@@ -60,7 +60,7 @@ impl Answer {
         Answer {
             status: StatusCode::UNAUTHORIZED,
             headers: vec![("content-type".into(), "text/plain".into())],
-            body: Bytes::from_static(b"invalid api token"),
+            body: Bytes::from_static(b"invalid api token\n"),
         }
     }
 }
@@ -269,6 +269,7 @@ fn metadata(shared: &Shared) -> Answer {
             }
             caps.push("TTL");
             caps.push("DELETE_WITH_PREFIX");
+            caps.push("KEYS_LIKE");
             if s.transactional {
                 caps.push("ACTOR");
             }

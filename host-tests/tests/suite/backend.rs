@@ -1,24 +1,43 @@
-//! The backends the suite runs against.
+//! The backends the suite runs against: the test server, and real daprd with Redis and with
+//! SQLite behind it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use anyhow::Context as _;
 use dapr_session_host_tests::client::DaprHttp;
 use dapr_session_host_tests::dapr_server::{DaprServer, ServerConfig};
+use dapr_session_host_tests::daprd::{self, ComponentSpec, Daprd, DaprdOptions};
+use dapr_session_host_tests::process::TempDir;
+use dapr_session_host_tests::redis::RedisServer;
 
 /// A kind of backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// The in-process Dapr-compatible test server (a fresh one per case).
     TestServer,
+    /// daprd with `state.redis` on a redis-server the harness starts.
+    DaprdRedis,
+    /// daprd with `state.sqlite` on a temporary file.
+    DaprdSqlite,
+}
+
+/// Why a backend did not start.
+pub enum StartError {
+    /// Not available on this machine (no Go, no redis-server) and allowed to be skipped.
+    Skip(String),
+    /// Failed.
+    Fail(anyhow::Error),
 }
 
 impl Kind {
-    const ALL: [Kind; 1] = [Kind::TestServer];
+    const ALL: [Kind; 3] = [Kind::TestServer, Kind::DaprdRedis, Kind::DaprdSqlite];
 
     /// The name used in test names and `SUITE_BACKENDS`.
     pub fn name(self) -> &'static str {
         match self {
             Kind::TestServer => "test-server",
+            Kind::DaprdRedis => "daprd-redis",
+            Kind::DaprdSqlite => "daprd-sqlite",
         }
     }
 
@@ -33,16 +52,25 @@ impl Kind {
         }
     }
 
-    /// Whether a backend that cannot start is skipped (loudly) rather than failed.
-    pub fn missing_is_skip(self) -> bool {
-        false
-    }
-
     /// Starts the backend shared by every case, or `None` when each case gets its own.
-    pub async fn start_shared(self) -> anyhow::Result<Option<Arc<Backend>>> {
+    pub async fn start_shared(self) -> Result<Option<Arc<Backend>>, StartError> {
         match self {
             Kind::TestServer => Ok(None),
+            Kind::DaprdRedis | Kind::DaprdSqlite => {
+                Backend::daprd(self).await.map(|b| Some(Arc::new(b)))
+            }
         }
+    }
+}
+
+/// In CI a missing prerequisite fails the run; elsewhere it is skipped, loudly.
+fn unavailable(what: String) -> StartError {
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        StartError::Fail(anyhow::anyhow!(
+            "{what} (CI=true: a missing daprd is a failure)"
+        ))
+    } else {
+        StartError::Skip(what)
     }
 }
 
@@ -58,6 +86,12 @@ pub struct Backend {
     pub api_token: Option<String>,
     /// The in-process server, for the test-server backend.
     pub server: Option<DaprServer>,
+    /// daprd, for the daprd backends.
+    pub daprd: Mutex<Option<Daprd>>,
+    /// redis-server, for the Redis backend.
+    pub redis: Mutex<Option<RedisServer>>,
+    sqlite: Option<(TempDir, std::path::PathBuf)>,
+    app_id: String,
 }
 
 impl Backend {
@@ -75,6 +109,61 @@ impl Backend {
             store: "statestore".into(),
             api_token: Some(token),
             server: Some(server),
+            daprd: Mutex::new(None),
+            redis: Mutex::new(None),
+            sqlite: None,
+            app_id: String::new(),
+        })
+    }
+
+    /// daprd with Redis or SQLite behind it, started with an API token.
+    async fn daprd(kind: Kind) -> Result<Self, StartError> {
+        if let Err(e) = daprd::binary() {
+            return match e {
+                daprd::Unavailable::NoGo => Err(unavailable(format!("daprd unavailable: {e}"))),
+                other => Err(StartError::Fail(anyhow::anyhow!("{other}"))),
+            };
+        }
+        let app_id = "dapr-session-suite".to_string();
+        let token = format!("suite-token-{:x}", std::process::id());
+        let (component, redis, sqlite) = match kind {
+            Kind::DaprdRedis => {
+                let redis = RedisServer::start()
+                    .await
+                    .map_err(|e| unavailable(format!("redis-server unavailable: {e:#}")))?;
+                (
+                    ComponentSpec::redis("statestore", &redis.address()),
+                    Some(redis),
+                    None,
+                )
+            }
+            _ => {
+                let dir = TempDir::new("sqlite").map_err(|e| StartError::Fail(e.into()))?;
+                let file = dir.path().join("state.db");
+                (
+                    ComponentSpec::sqlite("statestore", &file),
+                    None,
+                    Some((dir, file)),
+                )
+            }
+        };
+        let daprd = Daprd::start(DaprdOptions {
+            app_id: app_id.clone(),
+            components: vec![component],
+            api_token: Some(token.clone()),
+        })
+        .await
+        .map_err(StartError::Fail)?;
+        Ok(Backend {
+            kind,
+            endpoint: daprd.endpoint(),
+            store: "statestore".into(),
+            api_token: Some(token),
+            server: None,
+            daprd: Mutex::new(Some(daprd)),
+            redis: Mutex::new(redis),
+            sqlite,
+            app_id,
         })
     }
 
@@ -89,14 +178,29 @@ impl Backend {
         Ok(())
     }
 
-    /// Stores bytes that need not be JSON at `key`, below Dapr's API.
+    /// Stores bytes that need not be JSON at `key`, below Dapr's API (in the store itself).
     pub async fn put_bytes(&self, key: &str, bytes: &[u8]) -> anyhow::Result<()> {
-        match &self.server {
-            Some(s) => {
-                s.raw_put(&self.store, key, bytes);
+        let stored_key = format!("{}||{key}", self.app_id);
+        match self.kind {
+            Kind::TestServer => {
+                let server = self.server.as_ref().context("no test server")?;
+                server.raw_put(&self.store, key, bytes);
                 Ok(())
             }
-            None => anyhow::bail!("{:?} cannot store raw bytes", self.kind),
+            Kind::DaprdRedis => {
+                let port = self
+                    .redis
+                    .lock()
+                    .ok()
+                    .and_then(|r| r.as_ref().map(RedisServer::port))
+                    .context("no redis")?;
+                let mut c = dapr_session_host_tests::redis::Resp::connect(port).await?;
+                c.put_dapr_raw(&stored_key, bytes).await
+            }
+            Kind::DaprdSqlite => {
+                let (_, file) = self.sqlite.as_ref().context("no sqlite file")?;
+                sqlite_put(file, &stored_key, bytes)
+            }
         }
     }
 
@@ -110,8 +214,33 @@ impl Backend {
         }
     }
 
-    /// Stops whatever the backend started.
+    /// Stops whatever the backend started: daprd first, then redis-server.
     pub async fn stop(&self) -> anyhow::Result<()> {
+        if let Some(mut d) = self.daprd.lock().ok().and_then(|mut g| g.take()) {
+            d.stop()?;
+        }
+        if let Some(mut r) = self.redis.lock().ok().and_then(|mut g| g.take()) {
+            r.stop()?;
+        }
         Ok(())
     }
+}
+
+/// Writes a row into daprd's SQLite state table with Python's sqlite3 module: the only way
+/// to store bytes that are not JSON, since daprd's HTTP API stores JSON values.
+fn sqlite_put(file: &std::path::Path, key: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    let script = "import sqlite3,sys\n\
+        c=sqlite3.connect(sys.argv[1], timeout=10)\n\
+        c.execute('INSERT OR REPLACE INTO state (key, value, is_binary, etag) VALUES (?, ?, 0, ?)', (sys.argv[2], bytes.fromhex(sys.argv[3]), 'planted'))\n\
+        c.commit()\n";
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let status = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(file)
+        .arg(key)
+        .arg(hex)
+        .status()
+        .context("running python3 to write into the SQLite file")?;
+    anyhow::ensure!(status.success(), "python3 sqlite write failed ({status})");
+    Ok(())
 }

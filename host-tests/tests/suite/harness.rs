@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use dapr_session_host_tests::client::DaprHttp;
 use dapr_session_host_tests::host::{Config, Host, Instance, InstanceOptions, SessionHandle};
 
-use crate::backend::{Backend, Kind};
+use crate::backend::{Backend, Kind, StartError};
 
 /// What a case returns.
 pub type CaseResult = anyhow::Result<()>;
@@ -163,16 +163,20 @@ async fn run(cases: &'static [Case], filters: Vec<String>, list_only: bool) -> E
         }
         let shared = match kind.start_shared().await {
             Ok(s) => s,
-            Err(e) => {
-                if kind.missing_is_skip() {
-                    println!("\n!!! SKIPPING every {} case: {e:#}\n", kind.name());
-                    skipped.extend(
-                        wanted
-                            .iter()
-                            .map(|c| format!("{}::{}", kind.name(), c.name)),
-                    );
-                    continue;
-                }
+            Err(StartError::Skip(why)) => {
+                println!(
+                    "\n!!! SKIPPING all {} {} cases: {why}\n",
+                    wanted.len(),
+                    kind.name()
+                );
+                skipped.extend(
+                    wanted
+                        .iter()
+                        .map(|c| format!("{}::{}", kind.name(), c.name)),
+                );
+                continue;
+            }
+            Err(StartError::Fail(e)) => {
                 for c in &wanted {
                     outcomes.push(Outcome {
                         name: format!("{}::{}", kind.name(), c.name),
