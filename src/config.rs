@@ -13,6 +13,16 @@ pub const MAX_SESSION_ID_BYTES: usize = 512;
 /// Longest accepted key prefix, in bytes.
 pub const MAX_KEY_PREFIX_BYTES: usize = 128;
 
+/// How a session is laid out in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LayoutKind {
+    /// Head plus one key per item (the default).
+    #[default]
+    Log,
+    /// The Python `DaprSession` layout.
+    Compat,
+}
+
 /// The `config` record of the WIT interface, as plain Rust.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -32,6 +42,8 @@ pub struct Options {
     pub default_limit: Option<u32>,
     /// Timeout of each request, in milliseconds.
     pub timeout_ms: Option<u32>,
+    /// Storage layout.
+    pub layout: Option<LayoutKind>,
 }
 
 /// A validated configuration with every default filled in.
@@ -53,6 +65,8 @@ pub struct Settings {
     pub default_limit: Option<u32>,
     /// Timeout of each request.
     pub timeout: Duration,
+    /// Storage layout.
+    pub layout: LayoutKind,
 }
 
 impl std::fmt::Debug for Settings {
@@ -67,6 +81,7 @@ impl std::fmt::Debug for Settings {
             .field("key_prefix", &self.key_prefix)
             .field("default_limit", &self.default_limit)
             .field("timeout", &self.timeout)
+            .field("layout", &self.layout)
             .finish()
     }
 }
@@ -113,6 +128,7 @@ impl Settings {
             key_prefix: options.key_prefix,
             default_limit: options.default_limit,
             timeout,
+            layout: options.layout.unwrap_or_default(),
         })
     }
 

@@ -456,7 +456,12 @@ impl DaprClient {
             Some(bytes) => builder
                 .header("content-type", "application/json")
                 .body(Body::from(bytes)),
-            None => builder.body(Body::empty()),
+            // Not `Body::empty()`: that writes a zero-length chunk to the request body
+            // stream, which fails ("connection reset") if the host has already finished the
+            // bodiless request. A boxed empty body only finishes the stream.
+            None => builder.body(Body::from_http_body(
+                http_body_util::Empty::<bytes::Bytes>::new(),
+            )),
         }
         .map_err(|e| DaprError::Protocol(format!("cannot build request: {e}")))?;
 

@@ -27,6 +27,10 @@ impl wit::GuestSession for Session {
             key_prefix: config.key_prefix,
             default_limit: config.default_limit,
             timeout_ms: config.timeout_ms,
+            layout: config.layout.map(|l| match l {
+                wit::Layout::Log => crate::config::LayoutKind::Log,
+                wit::Layout::Compat => crate::config::LayoutKind::Compat,
+            }),
         };
         let session = Session::open(session_id, options, |name| std::env::var(name).ok())?;
         Ok(wit::Session::new(session))

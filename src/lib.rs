@@ -10,7 +10,8 @@
 //! - [`session`]: argument checks and limits over a storage layout.
 //! - [`layout`]: how a session maps onto state keys.
 //! - [`dapr`]: the client for Dapr's HTTP state API.
-//! - [`config`], [`item`], [`error`], [`retry`], [`clock`]: what their names say.
+//! - [`config`], [`item`], [`error`], [`retry`], [`clock`], [`nonce`], [`join`]: what their
+//!   names say.
 
 pub mod bindings;
 pub mod clock;
@@ -19,7 +20,9 @@ pub mod dapr;
 pub mod error;
 pub mod export;
 pub mod item;
+pub mod join;
 pub mod layout;
+pub mod nonce;
 pub mod retry;
 pub mod session;
 

@@ -1,10 +1,10 @@
 //! The session: argument checks, limit resolution and the health check, over a storage layout.
 
-use crate::config::{self, Options, Settings};
+use crate::config::{self, LayoutKind, Options, Settings};
 use crate::dapr::DaprClient;
 use crate::error::{Error, Result};
 use crate::item;
-use crate::layout::{Layout, Timestamps, compat::Compat};
+use crate::layout::{Layout, Timestamps, compat::Compat, log::Log};
 
 /// One conversation in one state store.
 pub struct Session {
@@ -41,7 +41,10 @@ impl Session {
             settings.ttl_seconds,
         );
         let base = settings.key_base(&id);
-        let layout = Layout::Compat(Compat::new(client.clone(), &id, &base));
+        let layout = match settings.layout {
+            LayoutKind::Log => Layout::Log(Log::new(client.clone(), &base, settings.ttl_seconds)),
+            LayoutKind::Compat => Layout::Compat(Compat::new(client.clone(), &id, &base)),
+        };
         Ok(Session {
             id,
             settings,

@@ -26,7 +26,7 @@ mod bindings {
 }
 
 pub use bindings::exports::agentmem::session::session::{
-    Config, Consistency, Error as SessionError, InvalidInput, SessionMetadata, StoreError,
+    Config, Consistency, Error as SessionError, InvalidInput, Layout, SessionMetadata, StoreError,
 };
 
 /// The path of the component the build script compiled.
@@ -288,5 +288,6 @@ pub fn config(endpoint: &str, store: &str) -> Config {
         key_prefix: None,
         default_limit: None,
         timeout_ms: None,
+        layout: None,
     }
 }

@@ -1,6 +1,7 @@
 //! Storage layouts: how a session's items and timestamps map onto Dapr state keys.
 
 pub mod compat;
+pub mod log;
 
 use crate::dapr::{DaprClient, DaprError};
 use crate::error::Result;
@@ -16,6 +17,8 @@ pub struct Timestamps {
 
 /// The layout a session uses.
 pub enum Layout {
+    /// Head key plus one key per item; costs independent of the history length.
+    Log(log::Log),
     /// The Python `DaprSession` layout: one JSON array value per session.
     Compat(compat::Compat),
 }
@@ -24,6 +27,7 @@ impl Layout {
     /// The newest `limit` valid items, oldest first; all of them when `limit` is `None`.
     pub async fn get_items(&self, limit: Option<u32>) -> Result<Vec<String>> {
         match self {
+            Layout::Log(l) => l.get_items(limit).await,
             Layout::Compat(l) => l.get_items(limit).await,
         }
     }
@@ -31,6 +35,7 @@ impl Layout {
     /// Appends a batch of validated item texts, atomically.
     pub async fn add_items(&self, items: &[&str]) -> Result<()> {
         match self {
+            Layout::Log(l) => l.add_items(items).await,
             Layout::Compat(l) => l.add_items(items).await,
         }
     }
@@ -38,6 +43,7 @@ impl Layout {
     /// Removes and returns the newest valid item.
     pub async fn pop_item(&self) -> Result<Option<String>> {
         match self {
+            Layout::Log(l) => l.pop_item().await,
             Layout::Compat(l) => l.pop_item().await,
         }
     }
@@ -45,6 +51,7 @@ impl Layout {
     /// Removes every item and the timestamps.
     pub async fn clear(&self) -> Result<()> {
         match self {
+            Layout::Log(l) => l.clear().await,
             Layout::Compat(l) => l.clear().await,
         }
     }
@@ -52,6 +59,7 @@ impl Layout {
     /// The session's timestamps.
     pub async fn timestamps(&self) -> Result<Timestamps> {
         match self {
+            Layout::Log(l) => l.timestamps().await,
             Layout::Compat(l) => l.timestamps().await,
         }
     }

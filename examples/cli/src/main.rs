@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use dapr_session_host_tests::host::{CallError, Config, Consistency, Host, InstanceOptions};
+use dapr_session_host_tests::host::{
+    CallError, Config, Consistency, Host, InstanceOptions, Layout,
+};
 
 use crate::output::Output;
 
@@ -42,6 +44,9 @@ struct Cli {
     /// Timeout of each request to the sidecar, in milliseconds.
     #[arg(long, global = true)]
     timeout_ms: Option<u32>,
+    /// Storage layout: `log` (default) or `compat` (shared with the Python DaprSession).
+    #[arg(long, global = true, value_enum)]
+    layout: Option<LayoutArg>,
     /// The component to run. Default: the one this build compiled.
     #[arg(long, global = true)]
     component: Option<PathBuf>,
@@ -50,6 +55,12 @@ struct Cli {
     json: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LayoutArg {
+    Log,
+    Compat,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -153,6 +164,10 @@ async fn run(cli: Cli, out: Output) -> ExitCode {
         key_prefix: cli.prefix.clone(),
         default_limit: None,
         timeout_ms: cli.timeout_ms,
+        layout: cli.layout.map(|l| match l {
+            LayoutArg::Log => Layout::Log,
+            LayoutArg::Compat => Layout::Compat,
+        }),
     };
     let result = match cli.command {
         Command::Get { session, limit } => match inst.open(&session, &config).await {

@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use dapr_session_host_tests::client::DaprHttp;
-use dapr_session_host_tests::host::{Config, Host, Instance, InstanceOptions, SessionHandle};
+use dapr_session_host_tests::host::{
+    Config, Host, Instance, InstanceOptions, Layout, SessionHandle,
+};
 
 use crate::backend::{Backend, Kind, StartError};
 
@@ -30,16 +32,36 @@ pub struct Case {
     pub run: fn(Ctx) -> CaseFuture,
     /// Backends the case cannot run on, and why (printed when skipped).
     pub skip_on: &'static [(Kind, &'static str)],
+    /// Storage layouts the case runs with.
+    pub layouts: &'static [Layout],
 }
 
-/// Declares a case from an `async fn(Ctx) -> CaseResult`.
+/// Both layouts.
+pub const BOTH: &[Layout] = &[Layout::Log, Layout::Compat];
+
+/// The name of a layout in test names.
+pub fn layout_name(l: Layout) -> &'static str {
+    match l {
+        Layout::Log => "log",
+        Layout::Compat => "compat",
+    }
+}
+
+/// Declares a case from an `async fn(Ctx) -> CaseResult`, run with both layouts, or with
+/// only `log` or `compat`.
 #[macro_export]
 macro_rules! case {
     ($f:path) => {
-        $crate::harness::Case { name: stringify!($f), run: |c| Box::pin($f(c)), skip_on: &[] }
+        $crate::harness::Case { name: stringify!($f), run: |c| Box::pin($f(c)), skip_on: &[], layouts: $crate::harness::BOTH }
     };
-    ($f:path, skip $($kind:expr => $why:expr),+) => {
-        $crate::harness::Case { name: stringify!($f), run: |c| Box::pin($f(c)), skip_on: &[$(($kind, $why)),+] }
+    ($f:path, log) => {
+        $crate::harness::Case { name: stringify!($f), run: |c| Box::pin($f(c)), skip_on: &[], layouts: &[dapr_session_host_tests::host::Layout::Log] }
+    };
+    ($f:path, compat) => {
+        $crate::harness::Case { name: stringify!($f), run: |c| Box::pin($f(c)), skip_on: &[], layouts: &[dapr_session_host_tests::host::Layout::Compat] }
+    };
+    ($f:path, $layout:ident, skip $($kind:expr => $why:expr),+) => {
+        $crate::harness::Case { skip_on: &[$(($kind, $why)),+], ..$crate::case!($f, $layout) }
     };
 }
 
@@ -49,6 +71,8 @@ pub struct Ctx {
     pub host: Host,
     /// Where the state lives.
     pub backend: Arc<Backend>,
+    /// The layout every config of this case uses.
+    pub layout: Layout,
     case: &'static str,
     run: String,
     ids: AtomicU32,
@@ -58,7 +82,12 @@ impl Ctx {
     /// A session id no other case or run uses.
     pub fn id(&self, tag: &str) -> String {
         let n = self.ids.fetch_add(1, Ordering::SeqCst);
-        format!("{}-{tag}-{}-{n}", self.case, self.run)
+        format!(
+            "{}-{}-{tag}-{}-{n}",
+            self.case,
+            layout_name(self.layout),
+            self.run
+        )
     }
 
     /// A config for this backend's store, every optional field unset.
@@ -66,7 +95,16 @@ impl Ctx {
         let mut c =
             dapr_session_host_tests::host::config(&self.backend.endpoint, &self.backend.store);
         c.api_token = self.backend.api_token.clone();
+        c.layout = Some(self.layout);
         c
+    }
+
+    /// The key whose presence shows session `base` (prefix included) is stored.
+    pub fn probe_key(&self, base: &str) -> String {
+        match self.layout {
+            Layout::Log => format!("{base}:head"),
+            Layout::Compat => format!("{base}:messages"),
+        }
     }
 
     /// A new component instance.
@@ -122,6 +160,10 @@ pub fn main(cases: &'static [Case]) -> ExitCode {
     code
 }
 
+fn run_name(kind: Kind, layout: Layout, case: &Case) -> String {
+    format!("{}::{}::{}", kind.name(), layout_name(layout), case.name)
+}
+
 fn selected(name: &str, filters: &[String]) -> bool {
     filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()))
 }
@@ -131,9 +173,11 @@ async fn run(cases: &'static [Case], filters: Vec<String>, list_only: bool) -> E
     if list_only {
         for kind in &kinds {
             for case in cases {
-                let name = format!("{}::{}", kind.name(), case.name);
-                if selected(&name, &filters) {
-                    println!("{name}: test");
+                for layout in case.layouts {
+                    let name = run_name(*kind, *layout, case);
+                    if selected(&name, &filters) {
+                        println!("{name}: test");
+                    }
                 }
             }
         }
@@ -154,9 +198,10 @@ async fn run(cases: &'static [Case], filters: Vec<String>, list_only: bool) -> E
     let mut skipped = Vec::new();
     let started = Instant::now();
     for kind in kinds {
-        let wanted: Vec<&'static Case> = cases
+        let wanted: Vec<(&'static Case, Layout)> = cases
             .iter()
-            .filter(|c| selected(&format!("{}::{}", kind.name(), c.name), &filters))
+            .flat_map(|c| c.layouts.iter().map(move |l| (c, *l)))
+            .filter(|(c, l)| selected(&run_name(kind, *l, c), &filters))
             .collect();
         if wanted.is_empty() {
             continue;
@@ -169,17 +214,13 @@ async fn run(cases: &'static [Case], filters: Vec<String>, list_only: bool) -> E
                     wanted.len(),
                     kind.name()
                 );
-                skipped.extend(
-                    wanted
-                        .iter()
-                        .map(|c| format!("{}::{}", kind.name(), c.name)),
-                );
+                skipped.extend(wanted.iter().map(|(c, l)| run_name(kind, *l, c)));
                 continue;
             }
             Err(StartError::Fail(e)) => {
-                for c in &wanted {
+                for (c, l) in &wanted {
                     outcomes.push(Outcome {
-                        name: format!("{}::{}", kind.name(), c.name),
+                        name: run_name(kind, *l, c),
                         result: Err(format!("backend did not start: {e:#}")),
                         elapsed: Duration::ZERO,
                     });
@@ -190,8 +231,8 @@ async fn run(cases: &'static [Case], filters: Vec<String>, list_only: bool) -> E
         println!("\nrunning {} cases against {}", wanted.len(), kind.name());
         let semaphore = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
         let mut tasks = Vec::new();
-        for case in wanted {
-            let name = format!("{}::{}", kind.name(), case.name);
+        for (case, layout) in wanted {
+            let name = run_name(kind, layout, case);
             if let Some((_, why)) = case.skip_on.iter().find(|(k, _)| *k == kind) {
                 println!("test {name} ... skipped ({why})");
                 skipped.push(name);
@@ -214,6 +255,7 @@ async fn run(cases: &'static [Case], filters: Vec<String>, list_only: bool) -> E
             let ctx = Ctx {
                 host: host.clone(),
                 backend,
+                layout,
                 case: case.name,
                 run: run_id.clone(),
                 ids: AtomicU32::new(0),

@@ -1,0 +1,380 @@
+//! The head of a log-layout session: the one small, etag-guarded key that says which batches
+//! the session holds, and the pure logic that edits it.
+//!
+//! Batches are immutable: a batch of `n` items is stored once, under keys named after a random
+//! nonce, and the head lists it as an entry `(nonce, live items)`. The head keeps the newest
+//! batch entries itself (level 0). When a level grows past `2 * FANOUT` entries, its oldest
+//! `FANOUT` entries move into an immutable page key, and the page becomes one entry of the
+//! next level; when a level shrinks below `FANOUT / 2` (pops), the newest page of the next
+//! level is pulled back. So the head stays within `2 * FANOUT` entries per level and every
+//! level `k` entry stands for up to `FANOUT^k` batches: appends, pops and recent reads touch
+//! a bounded number of keys, however long the session is.
+
+use serde::{Deserialize, Serialize};
+
+/// Entries a page holds; a level spills above `2 * FANOUT` and pulls back below `FANOUT / 2`.
+pub const FANOUT: usize = 32;
+/// Ids of recent operations kept in the head, to recognise an ambiguous write that landed.
+pub const RECENT_OPS: usize = 16;
+/// The head format this code writes.
+pub const VERSION: u32 = 1;
+
+/// One entry of a level: a batch (level 0) or a page (higher levels), and its live items.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry(pub String, pub u64);
+
+impl Entry {
+    /// Nonce of the batch or page.
+    pub fn id(&self) -> &str {
+        &self.0
+    }
+
+    /// Live items under this entry.
+    pub fn items(&self) -> u64 {
+        self.1
+    }
+}
+
+/// The head of a session.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Head {
+    /// Format version.
+    #[serde(rename = "v")]
+    pub version: u32,
+    /// Time of the first write (ms since the epoch).
+    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<u64>,
+    /// Time of the latest write (ms since the epoch).
+    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
+    pub updated: Option<u64>,
+    /// Time every key of the session was last rewritten with the TTL (ms since the epoch).
+    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
+    pub refreshed: Option<u64>,
+    /// Levels, level 0 first; each level oldest entry first.
+    #[serde(rename = "l", default)]
+    pub levels: Vec<Vec<Entry>>,
+    /// Ids of the latest operations, oldest first.
+    #[serde(rename = "o", default)]
+    pub ops: Vec<String>,
+    /// Keys no longer referenced, for the next writer to delete.
+    #[serde(rename = "t", default, skip_serializing_if = "Vec::is_empty")]
+    pub trash: Vec<String>,
+}
+
+/// A page to write: its nonce and the entries it holds (oldest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPage {
+    /// Nonce naming the page key.
+    pub id: String,
+    /// Level the entries belong to (the page itself is an entry of `level + 1`).
+    pub level: usize,
+    /// The entries.
+    pub entries: Vec<Entry>,
+}
+
+/// A page a pop must read to pull it back into the level below.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullBack {
+    /// The level the page's entries go back into.
+    pub into_level: usize,
+    /// The page.
+    pub page: Entry,
+}
+
+impl Head {
+    /// An empty head.
+    pub fn new() -> Self {
+        Head {
+            version: VERSION,
+            ..Head::default()
+        }
+    }
+
+    /// Live items in the session.
+    pub fn len(&self) -> u64 {
+        self.levels.iter().flatten().map(Entry::items).sum()
+    }
+
+    /// Whether the session holds no items.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether operation `id` is among the recent operations.
+    pub fn has_op(&self, id: &str) -> bool {
+        self.ops.iter().any(|o| o == id)
+    }
+
+    /// Records operation `id` as applied.
+    pub fn record_op(&mut self, id: &str) {
+        self.ops.push(id.to_string());
+        let excess = self.ops.len().saturating_sub(RECENT_OPS);
+        self.ops.drain(..excess);
+    }
+
+    /// Sets the timestamps for a write at `now`.
+    pub fn touch(&mut self, now: u64) {
+        self.created.get_or_insert(now);
+        self.updated = Some(self.updated.map_or(now, |u| u.max(now)));
+        self.refreshed.get_or_insert(now);
+    }
+
+    #[allow(clippy::indexing_slicing)] // resized just above
+    fn level_mut(&mut self, k: usize) -> &mut Vec<Entry> {
+        if self.levels.len() <= k {
+            self.levels.resize_with(k + 1, Vec::new);
+        }
+        &mut self.levels[k]
+    }
+
+    /// Appends a batch and moves full pages out of over-long levels. Returns the pages to
+    /// write; `new_id` names each of them.
+    pub fn append(&mut self, batch: Entry, mut new_id: impl FnMut() -> String) -> Vec<NewPage> {
+        self.level_mut(0).push(batch);
+        let mut pages = Vec::new();
+        let mut k = 0;
+        while k < self.levels.len() {
+            if self.levels.get(k).is_some_and(|l| l.len() > 2 * FANOUT) {
+                let moved: Vec<Entry> = self.level_mut(k).drain(..FANOUT).collect();
+                let id = new_id();
+                let items = moved.iter().map(Entry::items).sum();
+                self.level_mut(k + 1).push(Entry(id.clone(), items));
+                pages.push(NewPage {
+                    id,
+                    level: k,
+                    entries: moved,
+                });
+            }
+            k += 1;
+        }
+        pages
+    }
+
+    /// The newest batch, if any.
+    pub fn newest_batch(&self) -> Option<&Entry> {
+        self.levels.first().and_then(|l| l.last())
+    }
+
+    /// The pages a pop must pull back: after removing one item from the newest batch, every
+    /// level below `FANOUT / 2` entries takes the newest page of the level above. Known from
+    /// the head alone, so a pop can fetch them together with the item.
+    pub fn pull_backs_for_pop(&self) -> Vec<PullBack> {
+        let mut sizes: Vec<usize> = self.levels.iter().map(Vec::len).collect();
+        if let (Some(size), Some(newest)) = (sizes.first_mut(), self.newest_batch())
+            && newest.items() <= 1
+        {
+            *size -= 1;
+        }
+        let mut out = Vec::new();
+        for k in 0..sizes.len() {
+            let here = sizes.get(k).copied().unwrap_or(0);
+            let above = sizes.get(k + 1).copied().unwrap_or(0);
+            if here >= FANOUT / 2 || above == 0 {
+                continue;
+            }
+            if let Some(page) = self.levels.get(k + 1).and_then(|l| l.get(above - 1)) {
+                out.push(PullBack {
+                    into_level: k,
+                    page: page.clone(),
+                });
+                if let Some(s) = sizes.get_mut(k + 1) {
+                    *s -= 1;
+                }
+                if let Some(s) = sizes.get_mut(k) {
+                    *s += FANOUT;
+                }
+            }
+        }
+        out
+    }
+
+    /// Removes the newest item. Returns the batch nonce and the item's index in it.
+    pub fn remove_newest_item(&mut self) -> Option<(String, u64)> {
+        let level = self.levels.first_mut()?;
+        let newest = level.last_mut()?;
+        let index = newest.1.checked_sub(1)?;
+        newest.1 = index;
+        let id = newest.0.clone();
+        if index == 0 {
+            level.pop();
+        }
+        Some((id, index))
+    }
+
+    /// Moves a page's entries (oldest first) back into `into_level`, removing the page's entry
+    /// from the level above. The page entry must be that level's newest.
+    pub fn pull_back(&mut self, pull: &PullBack, entries: Vec<Entry>) -> bool {
+        let above = pull.into_level + 1;
+        match self.levels.get_mut(above) {
+            Some(l) if l.last() == Some(&pull.page) => {
+                l.pop();
+            }
+            _ => return false,
+        }
+        let level = self.level_mut(pull.into_level);
+        let mut merged = entries;
+        merged.retain(|e| e.items() > 0);
+        merged.append(level);
+        *level = merged;
+        true
+    }
+
+    /// Drops empty levels at the top.
+    pub fn trim(&mut self) {
+        while self.levels.last().is_some_and(Vec::is_empty) {
+            self.levels.pop();
+        }
+    }
+}
+
+/// Which entries to expand to cover the newest `want` items (`None`: all).
+///
+/// Walks from the newest level-0 entry towards the oldest entry of the top level and keeps,
+/// per level, the entries needed (newest first).
+pub fn select_newest(levels: &[Vec<Entry>], want: Option<u64>) -> Vec<Vec<Entry>> {
+    let mut covered = 0u64;
+    let mut out = Vec::with_capacity(levels.len());
+    for level in levels {
+        let mut chosen = Vec::new();
+        for e in level.iter().rev() {
+            if want.is_some_and(|w| covered >= w) {
+                break;
+            }
+            covered += e.items();
+            chosen.push(e.clone());
+        }
+        out.push(chosen);
+    }
+    out
+}
+
+/// The newest entries of `entries` (newest first) whose items cover `want`.
+pub fn take_covering(entries: Vec<Entry>, want: Option<u64>) -> Vec<Entry> {
+    let mut covered = 0u64;
+    entries
+        .into_iter()
+        .take_while(|e| {
+            let take = want.is_none_or(|w| covered < w);
+            covered += e.items();
+            take
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids() -> impl FnMut() -> String {
+        let mut n = 0;
+        move || {
+            n += 1;
+            format!("p{n}")
+        }
+    }
+
+    fn flatten(head: &Head, pages: &std::collections::HashMap<String, Vec<Entry>>) -> Vec<Entry> {
+        fn expand(
+            e: &Entry,
+            level: usize,
+            pages: &std::collections::HashMap<String, Vec<Entry>>,
+            out: &mut Vec<Entry>,
+        ) {
+            if level == 0 {
+                out.push(e.clone());
+            } else {
+                for child in &pages[e.id()] {
+                    expand(child, level - 1, pages, out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (k, level) in head.levels.iter().enumerate().rev() {
+            for e in level {
+                expand(e, k, pages, &mut out);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn levels_stay_bounded_and_order_is_kept() {
+        let mut head = Head::new();
+        let mut pages = std::collections::HashMap::new();
+        let mut new_id = ids();
+        let mut want = Vec::new();
+        for b in 0..20_000u64 {
+            let batch = Entry(format!("b{b}"), 1 + b % 3);
+            want.push(batch.clone());
+            for p in head.append(batch, &mut new_id) {
+                pages.insert(p.id, p.entries);
+            }
+            assert!(head.levels.iter().all(|l| l.len() <= 2 * FANOUT));
+        }
+        assert_eq!(flatten(&head, &pages), want);
+        assert!(head.levels.len() <= 4, "{} levels", head.levels.len());
+        let size = serde_json::to_string(&head).map(|s| s.len()).unwrap_or(0);
+        assert!(size < 8 * 1024, "head is {size} bytes");
+    }
+
+    #[test]
+    fn pops_pull_back_and_keep_order() {
+        let mut head = Head::new();
+        let mut pages = std::collections::HashMap::new();
+        let mut new_id = ids();
+        let mut want: Vec<Entry> = Vec::new();
+        for b in 0..3000u64 {
+            let batch = Entry(format!("b{b}"), 2);
+            want.push(batch.clone());
+            for p in head.append(batch, &mut new_id) {
+                pages.insert(p.id, p.entries);
+            }
+        }
+        for _ in 0..5000 {
+            let pulls = head.pull_backs_for_pop();
+            let (id, index) = head.remove_newest_item().unwrap_or_else(|| panic!("empty"));
+            let last = want.last_mut().unwrap();
+            assert_eq!((last.id(), last.items() - 1), (id.as_str(), index));
+            last.1 -= 1;
+            if last.1 == 0 {
+                want.pop();
+            }
+            for pull in pulls {
+                let entries = pages[pull.page.id()].clone();
+                assert!(head.pull_back(&pull, entries));
+            }
+            head.trim();
+            assert!(!head.levels.first().is_some_and(Vec::is_empty) || head.levels.len() <= 1);
+            assert_eq!(flatten(&head, &pages), want);
+        }
+        assert_eq!(head.len(), 1000 * 2);
+    }
+
+    #[test]
+    fn selection_covers_the_newest_items() {
+        let levels = vec![
+            vec![Entry("a".into(), 5), Entry("b".into(), 5)],
+            vec![Entry("p1".into(), 100), Entry("p2".into(), 100)],
+        ];
+        let s = select_newest(&levels, Some(7));
+        assert_eq!(s[0], vec![Entry("b".into(), 5), Entry("a".into(), 5)]);
+        assert!(s[1].is_empty());
+        let s = select_newest(&levels, Some(50));
+        assert_eq!(s[1], vec![Entry("p2".into(), 100)]);
+        let s = select_newest(&levels, None);
+        assert_eq!(s[1].len(), 2);
+        assert_eq!(take_covering(s[1].clone(), Some(150)).len(), 2);
+        assert_eq!(take_covering(s[1].clone(), Some(100)).len(), 1);
+        assert_eq!(take_covering(s[1].clone(), Some(0)).len(), 0);
+    }
+
+    #[test]
+    fn recent_ops_are_bounded() {
+        let mut head = Head::new();
+        for i in 0..40 {
+            head.record_op(&format!("op{i}"));
+        }
+        assert_eq!(head.ops.len(), RECENT_OPS);
+        assert!(head.has_op("op39") && !head.has_op("op0"));
+    }
+}

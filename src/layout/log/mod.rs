@@ -1,0 +1,805 @@
+//! The log layout (the default): append, pop and recent reads cost the same whatever the
+//! length of the history.
+//!
+//! | key                    | value                                                        |
+//! |------------------------|--------------------------------------------------------------|
+//! | `{base}:head`          | the [`Head`]: timestamps, the newest batch entries, page refs |
+//! | `{base}:i:{batch}:{n}` | item `n` of a batch: a JSON string holding the item's JSON   |
+//! | `{base}:p:{page}`      | an immutable page: a JSON array of older entries              |
+//!
+//! The head is the only key ever rewritten, always under its etag; everything else is written
+//! once under a fresh random name before the head that references it is committed. A writer
+//! that loses a race leaves nothing visible, and its retry reuses its item keys. Every commit
+//! records its operation id in the head, so after a timeout the next read tells whether the
+//! write landed, and a retry never applies an operation twice. On stores with transactions the
+//! item writes and the head update travel in one transaction; without, items go first and the
+//! head after.
+//!
+//! Round trips: `add-items` 2 (3 without transactions, and for a session's first write);
+//! `pop-item` 3; `get-items(limit)` 2 when the head's newest batches cover `limit`, plus one
+//! per index level otherwise. Bytes moved depend on the batch, the limit and the head (at most
+//! `2 * FANOUT` entries per level), not on the length of the history.
+
+pub mod head;
+
+use std::cell::Cell;
+use std::collections::HashMap;
+
+use serde_json::value::RawValue;
+
+use self::head::{Entry, Head, PullBack, VERSION, select_newest, take_covering};
+use super::Timestamps;
+use crate::clock;
+use crate::dapr::{Concurrency, DaprClient, DaprError, Stored, TxOp, Write};
+use crate::error::{Error, Result};
+use crate::item;
+use crate::join::{join_all, join2, try_join_all};
+use crate::nonce;
+use crate::retry::Backoff;
+
+/// Largest body sent in one request: daprd's default `--max-body-size` is 4 MiB.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024 - 64 * 1024;
+/// Largest stored item (its JSON-string encoding) that fits in one request.
+pub const MAX_ITEM_BYTES: usize = MAX_REQUEST_BYTES - 4 * 1024;
+/// Keys per bulk-get request.
+const KEYS_PER_BULK_GET: usize = 1000;
+/// How often a read starts over because the head moved under it.
+const READ_RESTARTS: u32 = 5;
+
+/// A JSON value to write under a key.
+type Value = (String, Box<RawValue>);
+
+/// The log layout for one session.
+pub struct Log {
+    client: DaprClient,
+    base: String,
+    ttl_seconds: Option<u32>,
+    transactional: Cell<Option<bool>>,
+}
+
+/// A head as read, with its etag.
+struct Current {
+    head: Head,
+    etag: Option<String>,
+}
+
+/// One attempt's plan: commit `head`, writing `values` and deleting `trash` with it.
+struct Plan<T> {
+    head: Head,
+    values: Vec<Value>,
+    /// Pages this attempt creates (garbage if the attempt does not land).
+    fresh_pages: Vec<String>,
+    trash: Vec<String>,
+    result: T,
+}
+
+/// What an edit decided.
+enum Step<T> {
+    Write(Plan<T>),
+    /// Nothing to write.
+    Done(T),
+}
+
+/// An edit of the head, run once per attempt on the head as it is then.
+trait Edit<T> {
+    /// Plans the attempt tagged `tag` on `current`.
+    async fn plan(&mut self, log: &Log, current: Option<&Current>, tag: &str) -> Result<Step<T>>;
+
+    /// Keys this operation writes in every attempt (deleted if it definitely failed).
+    fn own_keys(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+fn internal(message: impl std::fmt::Display) -> Error {
+    Error::Store {
+        status: 0,
+        code: String::new(),
+        message: format!("internal: {message}"),
+    }
+}
+
+fn raw(json: String) -> Result<Box<RawValue>> {
+    RawValue::from_string(json).map_err(internal)
+}
+
+fn to_raw<T: serde::Serialize>(value: &T) -> Result<Box<RawValue>> {
+    raw(serde_json::to_string(value).map_err(internal)?)
+}
+
+impl Log {
+    /// The layout for the session whose keys start with `base`.
+    pub fn new(client: DaprClient, base: &str, ttl_seconds: Option<u32>) -> Self {
+        Log {
+            client,
+            base: base.to_string(),
+            ttl_seconds,
+            transactional: Cell::new(None),
+        }
+    }
+
+    fn head_key(&self) -> String {
+        format!("{}:head", self.base)
+    }
+
+    fn item_key(&self, batch: &str, index: u64) -> String {
+        format!("{}:i:{batch}:{index}", self.base)
+    }
+
+    fn page_key(&self, page: &str) -> String {
+        format!("{}:p:{page}", self.base)
+    }
+
+    /// Whether the store has transactions; fails if it has no etags. Asks the sidecar once.
+    async fn transactional(&self) -> Result<bool> {
+        if let Some(t) = self.transactional.get() {
+            return Ok(t);
+        }
+        let components = self.client.components().await?;
+        let store = self.client.store();
+        let Some(info) = components
+            .iter()
+            .find(|c| c.name == store && c.kind.starts_with("state."))
+        else {
+            return Err(Error::StoreNotFound(format!(
+                "the sidecar has no state store named {store:?}"
+            )));
+        };
+        let has = |cap: &str| info.capabilities.iter().any(|c| c == cap);
+        if !has("ETAG") {
+            return Err(Error::Store {
+                status: 0,
+                code: "ERR_ETAG_UNSUPPORTED".into(),
+                message: format!(
+                    "state store {store:?} ({}) has no etags, which concurrent writers need",
+                    info.kind
+                ),
+            });
+        }
+        let t = has("TRANSACTIONAL");
+        self.transactional.set(Some(t));
+        Ok(t)
+    }
+
+    /// The head, if the session exists. A head that does not parse is `corrupt`.
+    async fn read_head(&self) -> Result<Option<Current>> {
+        let Some(stored) = self.client.get(&self.head_key()).await? else {
+            return Ok(None);
+        };
+        let head: Head = serde_json::from_slice(&stored.data).map_err(|e| {
+            Error::Corrupt(format!(
+                "{} is not a session head ({e}); left untouched",
+                self.head_key()
+            ))
+        })?;
+        if head.version > VERSION {
+            return Err(Error::Corrupt(format!(
+                "{} was written by a newer version (format {}); left untouched",
+                self.head_key(),
+                head.version
+            )));
+        }
+        Ok(Some(Current {
+            head,
+            etag: stored.etag,
+        }))
+    }
+
+    /// Whether the head changed since `current` was read.
+    async fn moved(&self, current: Option<&Current>) -> Result<bool> {
+        let now = self.client.get(&self.head_key()).await?;
+        Ok(match (current, now) {
+            (None, None) => false,
+            (Some(c), Some(n)) => c.etag != n.etag,
+            _ => true,
+        })
+    }
+
+    /// Bulk-gets `keys` in parallel requests. Missing keys are absent from the map.
+    async fn fetch(&self, keys: &[String]) -> Result<HashMap<String, Stored>> {
+        let requests = keys
+            .chunks(KEYS_PER_BULK_GET)
+            .map(|chunk| self.client.bulk_get(chunk))
+            .collect();
+        let mut out = HashMap::with_capacity(keys.len());
+        for part in try_join_all(requests).await? {
+            out.extend(part);
+        }
+        Ok(out)
+    }
+
+    /// Saves `values` (keys nobody else writes) in parallel requests of bounded size.
+    async fn save_all(&self, values: &[Value]) -> std::result::Result<(), DaprError> {
+        let mut groups: Vec<Vec<Write<'_>>> = Vec::new();
+        let mut size = 0usize;
+        for (key, value) in values {
+            let len = key.len() + value.get().len() + 128;
+            if groups.is_empty() || size + len > MAX_REQUEST_BYTES {
+                groups.push(Vec::new());
+                size = 0;
+            }
+            size += len;
+            if let Some(g) = groups.last_mut() {
+                g.push(Write {
+                    key,
+                    value,
+                    etag: None,
+                    concurrency: Concurrency::LastWrite,
+                });
+            }
+        }
+        try_join_all(groups.iter().map(|g| self.client.save(g)).collect()).await?;
+        Ok(())
+    }
+
+    /// Deletes keys nothing references any more; returns those it could not delete.
+    async fn delete_all(&self, keys: &[String]) -> Vec<String> {
+        let mut failed = Vec::new();
+        // A bounded number of requests in flight at once.
+        for chunk in keys.chunks(64) {
+            let results =
+                join_all(chunk.iter().map(|k| self.client.delete(k, None)).collect()).await;
+            failed.extend(
+                chunk
+                    .iter()
+                    .zip(results)
+                    .filter(|(_, r)| r.is_err())
+                    .map(|(k, _)| k.clone()),
+            );
+        }
+        failed
+    }
+
+    /// Writes `values` and deletes `trash`, then commits `head` over `current` (or creates it).
+    /// One transaction when the store has them and the payload fits one request. Returns the
+    /// head as committed (trash that could not be deleted stays in it).
+    async fn commit(
+        &self,
+        mut head: Head,
+        current: Option<&Current>,
+        values: &[Value],
+        trash: Vec<String>,
+    ) -> std::result::Result<Head, DaprError> {
+        let head_key = self.head_key();
+        let etag = current.and_then(|c| c.etag.as_deref());
+        let payload: usize = values
+            .iter()
+            .map(|(k, v)| k.len() + v.get().len() + 128)
+            .sum::<usize>()
+            + trash.iter().map(|k| k.len() + 64).sum::<usize>();
+        // A head is created by a plain save only: inside a transaction, some stores (Redis)
+        // do not enforce first-write for a key without an etag.
+        if self.transactional.get() == Some(true)
+            && etag.is_some()
+            && payload < MAX_REQUEST_BYTES / 2
+        {
+            let head_value = to_raw(&head).map_err(|e| DaprError::Protocol(e.to_string()))?;
+            let mut ops: Vec<TxOp<'_>> = values
+                .iter()
+                .map(|(key, value)| {
+                    TxOp::Upsert(Write {
+                        key,
+                        value,
+                        etag: None,
+                        concurrency: Concurrency::LastWrite,
+                    })
+                })
+                .collect();
+            ops.extend(trash.iter().map(|key| TxOp::Delete { key, etag: None }));
+            ops.push(TxOp::Upsert(Write {
+                key: &head_key,
+                value: &head_value,
+                etag,
+                concurrency: Concurrency::FirstWrite,
+            }));
+            self.client.transact(&ops).await?;
+            return Ok(head);
+        }
+        let (saved, undeleted) = join2(self.save_all(values), self.delete_all(&trash)).await;
+        saved?;
+        head.trash.extend(undeleted);
+        let head_value = to_raw(&head).map_err(|e| DaprError::Protocol(e.to_string()))?;
+        self.client
+            .save(&[Write {
+                key: &head_key,
+                value: &head_value,
+                etag,
+                concurrency: Concurrency::FirstWrite,
+            }])
+            .await?;
+        Ok(head)
+    }
+
+    /// Plans and commits `edit` until it lands, then returns what the landed attempt planned.
+    ///
+    /// Each attempt records `op.attempt` in the head. After a lost race the next attempt
+    /// plans again on the new head; after an ambiguous failure (timeout, reset) the next read
+    /// tells whether the attempt landed after all. An operation is never applied twice.
+    async fn run<T>(&self, op: &str, mut edit: impl Edit<T>) -> Result<T> {
+        self.transactional().await?;
+        let mut backoff = Backoff::new();
+        // Per attempt: what it planned to return, and the pages it wrote.
+        let mut attempts: Vec<(Option<T>, Vec<String>)> = Vec::new();
+        let mut orphans: Vec<String> = Vec::new();
+        let mut ambiguous = false;
+        loop {
+            let current = self.read_head().await?;
+            if let Some(landed) = current
+                .as_ref()
+                .and_then(|c| committed_attempt(&c.head, op))
+            {
+                let mut stale = std::mem::take(&mut orphans);
+                for (i, (_, pages)) in attempts.iter_mut().enumerate() {
+                    if i != landed {
+                        stale.append(pages);
+                    }
+                }
+                self.delete_all(&stale).await;
+                return attempts
+                    .get_mut(landed)
+                    .and_then(|(result, _)| result.take())
+                    .ok_or_else(|| internal("the landed attempt is unknown"));
+            }
+            if !backoff.start_attempt() {
+                if !ambiguous {
+                    // Nothing of this operation can land any more.
+                    let mut keys = std::mem::take(&mut orphans);
+                    keys.extend(edit.own_keys());
+                    self.delete_all(&keys).await;
+                }
+                return Err(Error::Conflict(backoff.attempts()));
+            }
+            let tag = format!("{op}.{}", attempts.len());
+            let plan = match edit.plan(self, current.as_ref(), &tag).await? {
+                Step::Done(result) => {
+                    self.delete_all(&orphans).await;
+                    return Ok(result);
+                }
+                Step::Write(plan) => plan,
+            };
+            attempts.push((Some(plan.result), plan.fresh_pages));
+            match self
+                .commit(plan.head, current.as_ref(), &plan.values, plan.trash)
+                .await
+            {
+                Ok(committed) => {
+                    self.delete_all(&orphans).await;
+                    self.maybe_refresh(&committed).await;
+                    return attempts
+                        .pop()
+                        .and_then(|(result, _)| result)
+                        .ok_or_else(|| internal("no result"));
+                }
+                Err(e) => {
+                    if e.is_ambiguous() {
+                        ambiguous = true;
+                    } else if let Some((_, pages)) = attempts.last_mut() {
+                        orphans.append(pages);
+                    }
+                    let lost_race = e.is_ambiguous()
+                        || e.status() == Some(409)
+                        || self.moved(current.as_ref()).await?;
+                    if !lost_race {
+                        // The head did not move: this was no race, but a failure.
+                        if !ambiguous {
+                            let mut keys = std::mem::take(&mut orphans);
+                            keys.extend(edit.own_keys());
+                            self.delete_all(&keys).await;
+                        }
+                        return Err(e.into());
+                    }
+                    backoff.pause().await;
+                }
+            }
+        }
+    }
+
+    /// Every key the head references (pages of every level, every item) and its trash.
+    async fn all_keys(&self, head: &Head) -> Result<Vec<String>> {
+        let mut keys = head.trash.clone();
+        let mut batches: Vec<Entry> = head.levels.first().cloned().unwrap_or_default();
+        let mut pending: Vec<(usize, Entry)> = head
+            .levels
+            .iter()
+            .enumerate()
+            .skip(1)
+            .flat_map(|(k, l)| l.iter().map(move |e| (k, e.clone())))
+            .collect();
+        while !pending.is_empty() {
+            let page_keys: Vec<String> =
+                pending.iter().map(|(_, e)| self.page_key(e.id())).collect();
+            let pages = self.fetch(&page_keys).await?;
+            let mut next = Vec::new();
+            for ((level, _), key) in pending.iter().zip(&page_keys) {
+                for e in pages
+                    .get(key)
+                    .map(|p| parse_page(&p.data))
+                    .unwrap_or_default()
+                {
+                    if *level == 1 {
+                        batches.push(e);
+                    } else {
+                        next.push((level - 1, e));
+                    }
+                }
+            }
+            keys.extend(page_keys);
+            pending = next;
+        }
+        for b in &batches {
+            keys.extend((0..b.items()).map(|i| self.item_key(b.id(), i)));
+        }
+        Ok(keys)
+    }
+
+    /// With a TTL, every key of the session is rewritten once a third of the TTL has passed
+    /// since the last rewrite: a session written at least every TTL/2 never loses keys to
+    /// expiry, and one left alone for a TTL is gone entirely. Best effort: what fails is
+    /// retried by the next write.
+    async fn maybe_refresh(&self, head: &Head) {
+        let Some(ttl) = self.ttl_seconds else { return };
+        let now = clock::now_ms();
+        let last = head.refreshed.or(head.created).unwrap_or(now);
+        if now.saturating_sub(last) < u64::from(ttl) * 1000 / 3 {
+            return;
+        }
+        let Ok(keys) = self.all_keys(head).await else {
+            return;
+        };
+        let Ok(stored) = self.fetch(&keys).await else {
+            return;
+        };
+        let values: Vec<Value> = stored
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let text = String::from_utf8(v.data).ok()?;
+                Some((k, RawValue::from_string(text).ok()?))
+            })
+            .collect();
+        if self.save_all(&values).await.is_err() {
+            return;
+        }
+        let mut backoff = Backoff::new();
+        while backoff.start_attempt() {
+            let Ok(Some(current)) = self.read_head().await else {
+                return;
+            };
+            if current.head.refreshed.is_some_and(|r| r >= now) {
+                return;
+            }
+            let mut next = current.head.clone();
+            next.refreshed = Some(now);
+            match self.commit(next, Some(&current), &[], Vec::new()).await {
+                Ok(_) => return,
+                Err(e) if !e.is_ambiguous() => backoff.pause().await,
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Expands the selection of the newest entries down to batches (newest first), fetching
+    /// pages level by level. `None` if a page is missing.
+    async fn newest_batches(&self, head: &Head, want: Option<u64>) -> Result<Option<Vec<Entry>>> {
+        let selected = select_newest(&head.levels, want);
+        let deepest = selected.iter().rposition(|s| !s.is_empty()).unwrap_or(0);
+        let mut carry: Vec<Entry> = Vec::new();
+        for k in (1..=deepest).rev() {
+            let covered_below: u64 = selected.iter().take(k).flatten().map(Entry::items).sum();
+            let need = want.map(|w| w.saturating_sub(covered_below));
+            let mut refs = selected.get(k).cloned().unwrap_or_default();
+            refs.append(&mut carry);
+            let chosen = take_covering(refs, need);
+            let keys: Vec<String> = chosen.iter().map(|e| self.page_key(e.id())).collect();
+            let pages = self.fetch(&keys).await?;
+            for key in &keys {
+                let Some(page) = pages.get(key) else {
+                    return Ok(None);
+                };
+                // Pages hold entries oldest first; `carry` is newest first.
+                carry.extend(parse_page(&page.data).into_iter().rev());
+            }
+        }
+        let mut batches = selected.into_iter().next().unwrap_or_default();
+        batches.append(&mut carry);
+        Ok(Some(take_covering(batches, want)))
+    }
+
+    /// See [`super::Layout::get_items`].
+    pub async fn get_items(&self, limit: Option<u32>) -> Result<Vec<String>> {
+        let limit = limit.map(u64::from);
+        let mut restarts = 0;
+        'read: loop {
+            let current = match self.read_head().await {
+                Ok(Some(c)) => c,
+                Ok(None) => return Ok(Vec::new()),
+                // Reads skip what they cannot decode, as the upstream layout does.
+                Err(Error::Corrupt(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            };
+            let total = current.head.len();
+            let mut want = limit.map(|l| l.min(total));
+            loop {
+                let batches = self.newest_batches(&current.head, want).await?;
+                let keys = match &batches {
+                    Some(b) => self.newest_item_keys(b, want),
+                    None => Vec::new(),
+                };
+                let stored = self.fetch(&keys).await?;
+                let incomplete = batches.is_none() || keys.iter().any(|k| !stored.contains_key(k));
+                if incomplete && restarts < READ_RESTARTS && self.moved(Some(&current)).await? {
+                    // A concurrent pop or clear removed what this head referenced.
+                    restarts += 1;
+                    continue 'read;
+                }
+                let items: Vec<String> = keys
+                    .iter()
+                    .filter_map(|k| stored.get(k).and_then(|s| decode_item(&s.data)))
+                    .collect();
+                let found = items.len() as u64;
+                match (limit, want) {
+                    // Unreadable items were skipped: look further back while there is more.
+                    (Some(l), Some(w)) if found < l && w < total && batches.is_some() => {
+                        want = Some((w + (l - found)).min(total));
+                    }
+                    _ => {
+                        let skip = limit.map_or(0, |l| found.saturating_sub(l));
+                        return Ok(items
+                            .into_iter()
+                            .skip(usize::try_from(skip).unwrap_or(0))
+                            .collect());
+                    }
+                }
+            }
+        }
+    }
+
+    /// The keys of the newest `want` items of `batches` (newest first), oldest item first.
+    fn newest_item_keys(&self, batches: &[Entry], want: Option<u64>) -> Vec<String> {
+        let mut remaining = want.unwrap_or(u64::MAX);
+        let mut keys = Vec::new();
+        for b in batches {
+            if remaining == 0 {
+                break;
+            }
+            let take = b.items().min(remaining);
+            keys.extend(
+                (b.items() - take..b.items())
+                    .rev()
+                    .map(|i| self.item_key(b.id(), i)),
+            );
+            remaining -= take;
+        }
+        keys.reverse();
+        keys
+    }
+
+    /// See [`super::Layout::add_items`].
+    pub async fn add_items(&self, items: &[&str]) -> Result<()> {
+        let batch = nonce::new();
+        let mut values: Vec<Value> = Vec::with_capacity(items.len());
+        for (i, text) in items.iter().enumerate() {
+            let encoded = item::encode_string(text);
+            if encoded.len() > MAX_ITEM_BYTES {
+                return Err(Error::invalid_item(
+                    i,
+                    format!(
+                        "item is {} bytes; one request to the sidecar carries at most {MAX_ITEM_BYTES}",
+                        encoded.len()
+                    ),
+                ));
+            }
+            values.push((self.item_key(&batch, i as u64), raw(encoded)?));
+        }
+        let count = items.len() as u64;
+        self.run(
+            &batch,
+            Add {
+                batch: &batch,
+                count,
+                items: values,
+            },
+        )
+        .await
+    }
+
+    /// See [`super::Layout::pop_item`]. An unreadable newest item is removed and the next
+    /// one popped, as upstream does.
+    pub async fn pop_item(&self) -> Result<Option<String>> {
+        loop {
+            match self.run(&nonce::new(), Pop).await? {
+                Popped::Empty => return Ok(None),
+                Popped::Item(item) => return Ok(Some(item)),
+                Popped::Unreadable => continue,
+            }
+        }
+    }
+
+    /// See [`super::Layout::clear`]: commits an empty head, then deletes everything the old
+    /// head referenced. Keys a failed delete leaves behind are unreferenced (and expire with a
+    /// TTL).
+    pub async fn clear(&self) -> Result<()> {
+        if let Some(old) = self.run(&nonce::new(), Clear).await? {
+            let keys = self.all_keys(&old).await?;
+            self.delete_all(&keys).await;
+        }
+        Ok(())
+    }
+
+    /// See [`super::Layout::timestamps`].
+    pub async fn timestamps(&self) -> Result<Timestamps> {
+        Ok(match self.read_head().await? {
+            Some(c) => Timestamps {
+                created_at: c.head.created,
+                updated_at: c.head.updated,
+            },
+            None => Timestamps::default(),
+        })
+    }
+
+    /// The entries of the page a pull-back needs.
+    fn pulled_entries(
+        &self,
+        fetched: &HashMap<String, Stored>,
+        pull: &PullBack,
+    ) -> Result<Vec<Entry>> {
+        let key = self.page_key(pull.page.id());
+        fetched
+            .get(&key)
+            .and_then(|p| serde_json::from_slice(&p.data).ok())
+            .ok_or_else(|| {
+                Error::Corrupt(format!(
+                    "page {key} is missing or unreadable; left untouched"
+                ))
+            })
+    }
+}
+
+/// The attempt of operation `op` the head records (`op.attempt`), if any.
+fn committed_attempt(head: &Head, op: &str) -> Option<usize> {
+    head.ops.iter().find_map(|o| {
+        o.strip_prefix(op)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .and_then(|n| n.parse().ok())
+    })
+}
+
+/// The entries of a page; an unreadable page reads as empty.
+fn parse_page(data: &[u8]) -> Vec<Entry> {
+    serde_json::from_slice(data).unwrap_or_default()
+}
+
+/// An item as stored: a JSON string holding the item's JSON object.
+fn decode_item(data: &[u8]) -> Option<String> {
+    let raw: &RawValue = serde_json::from_slice(data).ok()?;
+    item::decode_entry(raw)
+}
+
+/// Appends one batch.
+struct Add<'a> {
+    batch: &'a str,
+    count: u64,
+    items: Vec<Value>,
+}
+
+impl Edit<()> for Add<'_> {
+    async fn plan(&mut self, log: &Log, current: Option<&Current>, tag: &str) -> Result<Step<()>> {
+        let mut head = current.map_or_else(Head::new, |c| c.head.clone());
+        let trash = std::mem::take(&mut head.trash);
+        let pages = head.append(Entry(self.batch.to_string(), self.count), nonce::new);
+        head.record_op(tag);
+        head.touch(clock::now_ms());
+        let mut values: Vec<Value> = self.items.clone();
+        let mut fresh_pages = Vec::with_capacity(pages.len());
+        for p in pages {
+            let key = log.page_key(&p.id);
+            values.push((key.clone(), to_raw(&p.entries)?));
+            fresh_pages.push(key);
+        }
+        Ok(Step::Write(Plan {
+            head,
+            values,
+            fresh_pages,
+            trash,
+            result: (),
+        }))
+    }
+
+    fn own_keys(&self) -> Vec<String> {
+        self.items.iter().map(|(k, _)| k.clone()).collect()
+    }
+}
+
+/// What a pop found.
+enum Popped {
+    Empty,
+    Item(String),
+    /// The newest item could not be read; it was removed.
+    Unreadable,
+}
+
+/// Removes the newest item, pulling pages back into the head as levels run low.
+struct Pop;
+
+impl Edit<Popped> for Pop {
+    async fn plan(
+        &mut self,
+        log: &Log,
+        current: Option<&Current>,
+        tag: &str,
+    ) -> Result<Step<Popped>> {
+        let Some(current) = current else {
+            return Ok(Step::Done(Popped::Empty));
+        };
+        let mut head = current.head.clone();
+        let trash = std::mem::take(&mut head.trash);
+        // Level 0 is empty under deeper levels only if an earlier pull-back was lost.
+        while head.levels.first().is_none_or(Vec::is_empty) && head.levels.len() > 1 {
+            let Some(pull) = head.pull_backs_for_pop().into_iter().next() else {
+                break;
+            };
+            let fetched = log.fetch(&[log.page_key(pull.page.id())]).await?;
+            let entries = log.pulled_entries(&fetched, &pull)?;
+            head.pull_back(&pull, entries);
+            // Still referenced by the committed head: delete only after this commit.
+            head.trash.push(log.page_key(pull.page.id()));
+            head.trim();
+        }
+        let Some(newest) = head.newest_batch().cloned() else {
+            return Ok(Step::Done(Popped::Empty));
+        };
+        let pulls = head.pull_backs_for_pop();
+        let item_key = log.item_key(newest.id(), newest.items().saturating_sub(1));
+        let mut keys = vec![item_key.clone()];
+        keys.extend(pulls.iter().map(|p| log.page_key(p.page.id())));
+        let fetched = log.fetch(&keys).await?;
+        head.remove_newest_item();
+        for pull in &pulls {
+            let entries = log.pulled_entries(&fetched, pull)?;
+            head.pull_back(pull, entries);
+            head.trash.push(log.page_key(pull.page.id()));
+        }
+        head.trim();
+        head.trash.push(item_key.clone());
+        head.record_op(tag);
+        head.touch(clock::now_ms());
+        let result = match fetched.get(&item_key).and_then(|s| decode_item(&s.data)) {
+            Some(item) => Popped::Item(item),
+            None => Popped::Unreadable,
+        };
+        Ok(Step::Write(Plan {
+            head,
+            values: Vec::new(),
+            fresh_pages: Vec::new(),
+            trash,
+            result,
+        }))
+    }
+}
+
+/// Replaces the head with an empty one; returns the old head.
+struct Clear;
+
+impl Edit<Option<Head>> for Clear {
+    async fn plan(
+        &mut self,
+        _log: &Log,
+        current: Option<&Current>,
+        tag: &str,
+    ) -> Result<Step<Option<Head>>> {
+        let Some(current) = current else {
+            return Ok(Step::Done(None));
+        };
+        // The head stays (empty): a writer holding an old etag must fail, and on Redis an
+        // etag given for a missing key is ignored.
+        let mut head = Head::new();
+        head.ops = current.head.ops.clone();
+        head.record_op(tag);
+        Ok(Step::Write(Plan {
+            head,
+            values: Vec::new(),
+            fresh_pages: Vec::new(),
+            trash: Vec::new(),
+            result: Some(current.head.clone()),
+        }))
+    }
+}
