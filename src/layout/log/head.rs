@@ -347,7 +347,7 @@ mod tests {
             assert!(!head.levels.first().is_some_and(Vec::is_empty) || head.levels.len() <= 1);
             assert_eq!(flatten(&head, &pages), want);
         }
-        assert_eq!(head.len(), 1000 * 2);
+        assert_eq!(head.len(), 3000 * 2 - 5000);
     }
 
     #[test]
