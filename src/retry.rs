@@ -2,10 +2,12 @@
 
 use std::time::Duration;
 
-/// How many times an operation is attempted before it reports a conflict.
-pub const MAX_ATTEMPTS: u32 = 10;
-const BASE_DELAY: Duration = Duration::from_millis(10);
-const MAX_DELAY: Duration = Duration::from_millis(500);
+/// How many times an operation is attempted before it reports a conflict. Generous: with
+/// many writers on one session, a writer can lose many races in a row while others, just
+/// done, cut in again; the delays below bound the total wait to about ten seconds.
+pub const MAX_ATTEMPTS: u32 = 64;
+const BASE_DELAY: Duration = Duration::from_millis(4);
+const MAX_DELAY: Duration = Duration::from_millis(250);
 
 /// Counts attempts and sleeps between them.
 #[derive(Debug, Default)]
@@ -33,15 +35,14 @@ impl Backoff {
         self.attempts
     }
 
-    /// Sleeps before the next attempt: half of an exponentially growing delay, plus a random
-    /// share of the other half, so that competing writers spread out.
+    /// Sleeps before the next attempt: a random share ("full jitter") of a delay that doubles
+    /// with every attempt up to a cap, so that competing writers spread out.
     pub async fn pause(&self) {
         let exp = self.attempts.saturating_sub(1).min(16);
         let delay = BASE_DELAY.saturating_mul(1 << exp).min(MAX_DELAY);
-        let half = delay / 2;
         let mut seed = [0u8; 8];
         wstd::rand::get_insecure_random_bytes(&mut seed);
-        let jitter = half.mul_f64(u64::from_le_bytes(seed) as f64 / u64::MAX as f64);
-        wstd::task::sleep((half + jitter).into()).await;
+        let share = u64::from_le_bytes(seed) as f64 / u64::MAX as f64;
+        wstd::task::sleep(delay.mul_f64(share).into()).await;
     }
 }

@@ -158,12 +158,15 @@ impl ComponentSpec {
         }
     }
 
-    /// `state.sqlite` on the file `path`.
+    /// `state.sqlite` on the file `path`; expired rows are removed every second.
     pub fn sqlite(name: &str, path: &Path) -> Self {
         ComponentSpec {
             name: name.into(),
             kind: "state.sqlite".into(),
-            metadata: vec![("connectionString".into(), path.display().to_string())],
+            metadata: vec![
+                ("connectionString".into(), path.display().to_string()),
+                ("cleanupInterval".into(), "1s".into()),
+            ],
         }
     }
 

@@ -17,4 +17,5 @@ pub mod daprd;
 pub mod host;
 pub mod intercept;
 pub mod process;
+pub mod python;
 pub mod redis;

@@ -204,6 +204,40 @@ impl Backend {
         }
     }
 
+    /// Every key in the store that starts with `prefix`, listed in the store itself (below
+    /// Dapr's API), without daprd's `appid||` prefix.
+    pub async fn keys(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
+        match self.kind {
+            Kind::TestServer => {
+                let server = self.server.as_ref().context("no test server")?;
+                Ok(server
+                    .keys(&self.store)
+                    .into_iter()
+                    .filter(|k| k.starts_with(prefix))
+                    .collect())
+            }
+            Kind::DaprdRedis => {
+                let port = self
+                    .redis
+                    .lock()
+                    .ok()
+                    .and_then(|r| r.as_ref().map(RedisServer::port))
+                    .context("no redis")?;
+                let mut c = dapr_session_host_tests::redis::Resp::connect(port).await?;
+                let pattern = format!("{}||{}*", self.app_id, glob_escape(prefix));
+                let keys = c.keys(&pattern).await?;
+                Ok(keys
+                    .into_iter()
+                    .filter_map(|k| k.split_once("||").map(|(_, k)| k.to_string()))
+                    .collect())
+            }
+            Kind::DaprdSqlite => {
+                let (_, file) = self.sqlite.as_ref().context("no sqlite file")?;
+                sqlite_keys(file, &format!("{}||{prefix}", self.app_id))
+            }
+        }
+    }
+
     /// The bytes stored at `key`, read through Dapr's API (`None` if missing).
     pub async fn get_bytes(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
         let answer = self.http().get(&self.store, key).await?;
@@ -224,6 +258,39 @@ impl Backend {
         }
         Ok(())
     }
+}
+
+fn glob_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| match c {
+            '*' | '?' | '[' | ']' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect()
+}
+
+/// The keys of daprd's SQLite state table starting with `prefix` (app prefix stripped).
+fn sqlite_keys(file: &std::path::Path, prefix: &str) -> anyhow::Result<Vec<String>> {
+    let script = "import sqlite3,sys\n\
+        c=sqlite3.connect(sys.argv[1], timeout=10)\n\
+        p=sys.argv[2]\n\
+        for (k,) in c.execute('SELECT key FROM state WHERE substr(key,1,?)=?', (len(p), p)):\n\
+        \x20   print(k.split('||',1)[1])\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(file)
+        .arg(prefix)
+        .output()
+        .context("running python3 to read the SQLite file")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "python3 sqlite query failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect())
 }
 
 /// Writes a row into daprd's SQLite state table with Python's sqlite3 module: the only way

@@ -1,0 +1,136 @@
+//! The real Python `DaprSession`: a virtualenv with `openai-agents[dapr]` from PyPI, made once
+//! per machine in the cache directory, and a small driver script to call it.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+
+use crate::process::cache_dir;
+
+/// The pinned package the interop tests and benchmarks run.
+pub const OPENAI_AGENTS: &str = "openai-agents[dapr]==0.24.0";
+
+/// The Python of a venv that has [`OPENAI_AGENTS`], creating it on first use.
+pub fn python() -> anyhow::Result<PathBuf> {
+    let dir = cache_dir().join("python").join("openai-agents-0.24.0");
+    let python = dir.join("venv/bin/python");
+    let marker = dir.join("installed");
+    if marker.is_file() && python.is_file() {
+        return Ok(python);
+    }
+    let system = crate::redis::which("python3").context("python3 is not on PATH")?;
+    std::fs::create_dir_all(&dir)?;
+    let venv = dir.join("venv");
+    let _ = std::fs::remove_dir_all(&venv);
+    eprintln!(
+        "creating a Python venv with {OPENAI_AGENTS} in {} (once per machine)",
+        dir.display()
+    );
+    let status = Command::new(system)
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()?;
+    if !status.success() {
+        bail!("python3 -m venv failed ({status})");
+    }
+    let status = Command::new(venv.join("bin/pip"))
+        .args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            OPENAI_AGENTS,
+        ])
+        .status()?;
+    if !status.success() {
+        bail!("pip install {OPENAI_AGENTS} failed ({status})");
+    }
+    std::fs::write(&marker, OPENAI_AGENTS)?;
+    Ok(python)
+}
+
+/// A driver for `DaprSession`: `python -c DRIVER <grpc address> <store> <session> <op> [json]`,
+/// printing the result as JSON. Ops: `get [limit]`, `add <items>`, `pop`, `clear`,
+/// `metadata`.
+pub const DRIVER: &str = r#"
+import asyncio, json, sys
+from agents.extensions.memory import DaprSession
+
+async def main():
+    address, store, session_id, op = sys.argv[1:5]
+    arg = sys.argv[5] if len(sys.argv) > 5 else None
+    session = DaprSession.from_address(session_id, state_store_name=store, dapr_address=address)
+    try:
+        if op == "get":
+            out = await session.get_items(int(arg) if arg else None)
+        elif op == "add":
+            await session.add_items(json.loads(arg))
+            out = None
+        elif op == "pop":
+            out = await session.pop_item()
+        elif op == "clear":
+            await session.clear_session()
+            out = None
+        else:
+            raise SystemExit(f"unknown op {op}")
+        print(json.dumps(out))
+    finally:
+        await session.close()
+
+asyncio.run(main())
+"#;
+
+/// The Python `DaprSession`, pointed at one daprd.
+#[derive(Debug, Clone)]
+pub struct PythonDapr {
+    /// The venv's Python.
+    pub python: PathBuf,
+    /// daprd's gRPC port (the Python SDK speaks gRPC).
+    pub grpc_port: u16,
+    /// daprd's HTTP endpoint (the SDK health-checks it).
+    pub http_endpoint: String,
+    /// API token, if daprd wants one.
+    pub token: Option<String>,
+    /// State store name.
+    pub store: String,
+}
+
+impl PythonDapr {
+    /// Runs one [`DRIVER`] operation on `session` and returns its JSON output.
+    pub fn run(
+        &self,
+        session: &str,
+        op: &str,
+        arg: Option<&str>,
+    ) -> anyhow::Result<serde_json::Value> {
+        let mut cmd = Command::new(&self.python);
+        cmd.args(["-c", DRIVER])
+            .arg(format!("127.0.0.1:{}", self.grpc_port))
+            .args([self.store.as_str(), session, op])
+            .env("DAPR_HTTP_ENDPOINT", &self.http_endpoint)
+            .env(
+                "DAPR_GRPC_ENDPOINT",
+                format!("127.0.0.1:{}", self.grpc_port),
+            )
+            .env_remove("DAPR_API_TOKEN");
+        if let Some(a) = arg {
+            cmd.arg(a);
+        }
+        if let Some(t) = &self.token {
+            cmd.env("DAPR_API_TOKEN", t);
+        }
+        let out = cmd
+            .output()
+            .context("running the Python DaprSession driver")?;
+        if !out.status.success() {
+            bail!(
+                "python DaprSession {op} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let last = stdout.lines().last().unwrap_or("null");
+        serde_json::from_str(last).with_context(|| format!("python printed {stdout:?}"))
+    }
+}
