@@ -148,7 +148,7 @@ fn default_endpoint(env: &impl Fn(&str) -> Option<String>) -> Result<String> {
     }
     if let Some(port) = env("DAPR_HTTP_PORT").filter(|p| !p.is_empty()) {
         let port: u16 = port.parse().map_err(|_| {
-            Error::invalid(format!("DAPR_HTTP_PORT is not a port number: {port:?}"))
+            Error::invalid(format!("DAPR_HTTP_PORT is not a port number: '{port}'"))
         })?;
         return Ok(format!("http://127.0.0.1:{port}"));
     }
@@ -162,7 +162,7 @@ fn validate_endpoint(endpoint: &str) -> Result<String> {
         .or_else(|| trimmed.strip_prefix("https://"))
         .ok_or_else(|| {
             Error::invalid(format!(
-                "endpoint must start with http:// or https://: {endpoint:?}"
+                "endpoint must start with http:// or https://: '{endpoint}'"
             ))
         })?;
     let authority = rest.split('/').next().unwrap_or_default();
@@ -171,12 +171,12 @@ fn validate_endpoint(endpoint: &str) -> Result<String> {
         || !rest.bytes().all(|b| b.is_ascii_graphic())
     {
         return Err(Error::invalid(format!(
-            "endpoint is not a plain http(s) URL: {endpoint:?}"
+            "endpoint is not a plain http(s) URL: '{endpoint}'"
         )));
     }
     trimmed
         .parse::<wstd::http::Uri>()
-        .map_err(|e| Error::invalid(format!("endpoint is not a valid URL ({e}): {endpoint:?}")))?;
+        .map_err(|e| Error::invalid(format!("endpoint is not a valid URL ({e}): '{endpoint}'")))?;
     Ok(trimmed.to_string())
 }
 
@@ -192,7 +192,7 @@ fn validate_store_name(name: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::invalid(format!(
-            "store-name must be a Dapr component name (letters, digits, '-', '.', '_'): {name:?}"
+            "store-name must be a Dapr component name (letters, digits, '-', '.', '_'): '{name}'"
         )))
     }
 }

@@ -301,7 +301,7 @@ impl DaprClient {
         }
         let body = to_json(&WireBulkGet {
             keys,
-            parallelism: 16,
+            parallelism: 0,
         })?;
         let url = self.state_url("/bulk");
         let (status, _, body) = self.send(Method::POST, &url, Some(body)).await?;
@@ -438,13 +438,25 @@ impl DaprClient {
         self.exchange(method, url, None, etag).await
     }
 
-    async fn exchange(
+    /// One request. Boxed, so that the HTTP state machine exists once in the binary rather
+    /// than inlined into every caller (the component's size matters to embedders).
+    fn exchange<'a>(
+        &'a self,
+        method: Method,
+        url: &'a str,
+        body: Option<Vec<u8>>,
+        if_match: Option<&'a str>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Exchanged> + 'a>> {
+        Box::pin(self.exchange_inner(method, url, body, if_match))
+    }
+
+    async fn exchange_inner(
         &self,
         method: Method,
         url: &str,
         body: Option<Vec<u8>>,
         if_match: Option<&str>,
-    ) -> Result<(StatusCode, Option<String>, Vec<u8>), DaprError> {
+    ) -> Exchanged {
         let mut builder = Request::builder().method(method).uri(url);
         if let Some(token) = &self.token {
             builder = builder.header("dapr-api-token", token.as_str());
@@ -494,6 +506,9 @@ impl DaprClient {
     }
 }
 
+/// Status, etag and body of an answer.
+type Exchanged = Result<(StatusCode, Option<String>, Vec<u8>), DaprError>;
+
 fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, DaprError> {
     serde_json::to_vec(value)
         .map_err(|e| DaprError::Protocol(format!("cannot encode request: {e}")))
@@ -501,12 +516,27 @@ fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, DaprError> {
 
 fn transport_error(e: wstd::http::Error) -> DaprError {
     if let Some(code) = e.downcast_ref::<ErrorCode>() {
-        return match code {
+        let what = match code {
             ErrorCode::ConnectionTimeout
             | ErrorCode::ConnectionReadTimeout
-            | ErrorCode::ConnectionWriteTimeout => DaprError::Timeout,
-            other => DaprError::Transport(format!("{other:?}")),
+            | ErrorCode::ConnectionWriteTimeout => return DaprError::Timeout,
+            ErrorCode::DnsTimeout | ErrorCode::DnsError(_) => {
+                "the sidecar's host name does not resolve"
+            }
+            ErrorCode::DestinationNotFound | ErrorCode::DestinationUnavailable => {
+                "the sidecar's address is unreachable"
+            }
+            ErrorCode::ConnectionRefused => "connection refused",
+            ErrorCode::ConnectionTerminated => "connection terminated",
+            ErrorCode::HttpProtocolError => "HTTP protocol error",
+            ErrorCode::HttpResponseIncomplete => "the response was cut short",
+            ErrorCode::HttpRequestDenied => {
+                "the host denied the outgoing request (check its allowed outbound hosts)"
+            }
+            ErrorCode::HttpRequestUriInvalid => "invalid request URI",
+            _ => "HTTP request failed",
         };
+        return DaprError::Transport(what.to_string());
     }
     DaprError::Transport(format!("{e:#}"))
 }

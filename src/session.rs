@@ -42,8 +42,12 @@ impl Session {
         );
         let base = settings.key_base(&id);
         let layout = match settings.layout {
-            LayoutKind::Log => Layout::Log(Log::new(client.clone(), &base, settings.ttl_seconds)),
-            LayoutKind::Compat => Layout::Compat(Compat::new(client.clone(), &id, &base)),
+            LayoutKind::Log => Layout::Log(Box::new(Log::new(
+                client.clone(),
+                &base,
+                settings.ttl_seconds,
+            ))),
+            LayoutKind::Compat => Layout::Compat(Box::new(Compat::new(client.clone(), &id, &base))),
         };
         Ok(Session {
             id,
@@ -112,7 +116,7 @@ impl Session {
             Ok(())
         } else {
             Err(Error::StoreNotFound(format!(
-                "the sidecar has no state store named {store:?}"
+                "the sidecar has no state store named '{store}'"
             )))
         }
     }

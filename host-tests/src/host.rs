@@ -15,7 +15,7 @@ use wasmtime::{Engine, Store};
 use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-pub use crate::intercept::{BeforeSend, Exchange, HookFuture, Hooks, Synthetic, Traffic};
+pub use crate::intercept::{BeforeSend, Exchange, HookFuture, Hooks, Pool, Synthetic, Traffic};
 
 mod bindings {
     wasmtime::component::bindgen!({

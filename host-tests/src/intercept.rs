@@ -11,6 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use wasmtime_wasi_http::{RequestOptions, WasiHttpHooks};
 
 /// One request the component sent, and what came back.
@@ -28,6 +31,10 @@ pub struct Exchange {
     pub status: u16,
     /// Response body length.
     pub response_bytes: usize,
+    /// When the request left.
+    pub started: std::time::Instant,
+    /// When the response was complete (or the request failed).
+    pub finished: std::time::Instant,
 }
 
 impl Exchange {
@@ -75,6 +82,29 @@ impl Traffic {
         self.0.lock().map(|v| v.len()).unwrap_or(0)
     }
 
+    /// Round trips recorded: requests in flight at the same time count once; a new round
+    /// trip starts with a request sent after every earlier one was answered.
+    pub fn round_trips(&self) -> usize {
+        let mut spans: Vec<(std::time::Instant, std::time::Instant)> = self
+            .exchanges()
+            .iter()
+            .map(|e| (e.started, e.finished))
+            .collect();
+        spans.sort();
+        let mut trips = 0;
+        let mut busy_until: Option<std::time::Instant> = None;
+        for (start, end) in spans {
+            match busy_until {
+                Some(b) if start < b => busy_until = Some(b.max(end)),
+                _ => {
+                    trips += 1;
+                    busy_until = Some(end);
+                }
+            }
+        }
+        trips
+    }
+
     fn push(&self, e: Exchange) {
         if let Ok(mut v) = self.0.lock() {
             v.push(e);
@@ -97,6 +127,44 @@ pub type HookFuture = Pin<Box<dyn Future<Output = Option<Synthetic>> + Send>>;
 /// Runs before each request leaves the host; sees the request about to be sent.
 pub type BeforeSend = Arc<dyn Fn(&Exchange) -> HookFuture + Send + Sync>;
 
+/// A keep-alive HTTP/1 connection pool for outgoing requests, shared by instances, as hosts
+/// such as Spin and wasmCloud keep one. Without it, wasmtime opens a connection per request.
+#[derive(Clone)]
+pub struct Pool(Client<HttpConnector, WasiBody>);
+
+impl Pool {
+    /// A new, empty pool.
+    pub fn new() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Pool(Client::builder(TokioExecutor::new()).build(connector))
+    }
+
+    async fn send(&self, request: http::Request<WasiBody>) -> SendResult {
+        let res = self.0.request(request).await.map_err(|e| {
+            if e.is_connect() {
+                wasmtime_wasi_http::Error::ConnectionRefused
+            } else {
+                wasmtime_wasi_http::Error::HttpProtocolError
+            }
+        })?;
+        let res = res.map(|b| {
+            b.map_err(|_| wasmtime_wasi_http::Error::HttpProtocolError)
+                .boxed_unsync()
+        });
+        Ok((
+            res,
+            Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>,
+        ))
+    }
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The wasi-http hooks of one instance.
 #[derive(Clone, Default)]
 pub struct Hooks {
@@ -104,12 +172,30 @@ pub struct Hooks {
     pub traffic: Option<Traffic>,
     /// What to run before each request.
     pub before_send: Option<BeforeSend>,
+    /// Send through this keep-alive pool instead of a connection per request.
+    pub pool: Option<Pool>,
 }
 
 impl Hooks {
     fn is_active(&self) -> bool {
         self.traffic.is_some() || self.before_send.is_some()
     }
+}
+
+/// Sends `request` through `pool`, or the way wasmtime does by default.
+async fn forward(
+    pool: Option<Pool>,
+    request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+) -> SendResult {
+    if let Some(pool) = pool {
+        return pool.send(request).await;
+    }
+    let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+    Ok((
+        res.map(BodyExt::boxed_unsync),
+        Box::new(io) as Box<dyn Future<Output = _> + Send>,
+    ))
 }
 
 type WasiBody = wasmtime_wasi_http::WasiBody;
@@ -127,13 +213,7 @@ impl WasiHttpHooks for Hooks {
     ) -> Box<dyn Future<Output = SendResult> + Send> {
         _ = fut;
         if !self.is_active() {
-            return Box::new(async move {
-                let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-                Ok((
-                    res.map(BodyExt::boxed_unsync),
-                    Box::new(io) as Box<dyn Future<Output = _> + Send>,
-                ))
-            });
+            return Box::new(forward(self.pool.clone(), request, options));
         }
         let hooks = self.clone();
         Box::new(async move {
@@ -155,12 +235,15 @@ impl WasiHttpHooks for Hooks {
                 body: body.clone(),
                 status: 0,
                 response_bytes: 0,
+                started: std::time::Instant::now(),
+                finished: std::time::Instant::now(),
             };
             if let Some(hook) = &hooks.before_send
                 && let Some(answer) = hook(&exchange).await
             {
                 exchange.status = answer.status;
                 exchange.response_bytes = answer.body.len();
+                exchange.finished = std::time::Instant::now();
                 if let Some(t) = &hooks.traffic {
                     t.push(exchange);
                 }
@@ -182,10 +265,11 @@ impl WasiHttpHooks for Hooks {
                     .map_err(|e: std::convert::Infallible| match e {})
                     .boxed_unsync(),
             );
-            let sent = wasmtime_wasi_http::default_send_request(request, options).await;
+            let sent = forward(hooks.pool.clone(), request, options).await;
             let (res, io) = match sent {
                 Ok(ok) => ok,
                 Err(e) => {
+                    exchange.finished = std::time::Instant::now();
                     if let Some(t) = &hooks.traffic {
                         t.push(exchange);
                     }
@@ -193,7 +277,7 @@ impl WasiHttpHooks for Hooks {
                 }
             };
             // The connection must keep being driven while the body is read.
-            let io = tokio::spawn(io);
+            let io = tokio::spawn(Box::into_pin(io));
             let (res_parts, res_body) = res.into_parts();
             let collected = res_body.collect().await;
             exchange.status = res_parts.status.as_u16();
@@ -207,6 +291,7 @@ impl WasiHttpHooks for Hooks {
                 }
             };
             exchange.response_bytes = res_bytes.len();
+            exchange.finished = std::time::Instant::now();
             if let Some(t) = &hooks.traffic {
                 t.push(exchange);
             }

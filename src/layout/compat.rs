@@ -34,11 +34,11 @@ struct MetadataOut<'a> {
 }
 
 #[derive(Deserialize)]
-struct MetadataIn {
-    #[serde(default)]
-    created_at: Option<serde_json::Value>,
-    #[serde(default)]
-    updated_at: Option<serde_json::Value>,
+struct MetadataIn<'a> {
+    #[serde(default, borrow)]
+    created_at: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    updated_at: Option<&'a RawValue>,
 }
 
 impl Compat {
@@ -258,20 +258,16 @@ fn raw(json: String) -> Result<Box<RawValue>> {
     })
 }
 
-/// Epoch seconds from a JSON string or number.
-fn seconds(v: &serde_json::Value) -> Option<u64> {
-    match v {
-        serde_json::Value::String(s) => s
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|f| *f >= 0.0)
-            .map(|f| f as u64),
-        serde_json::Value::Number(n) => n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64),
-        _ => None,
+/// Epoch seconds from a JSON string or number (`"1700000000"`, `1700000000`, `1700000000.5`).
+fn seconds(v: &&RawValue) -> Option<u64> {
+    let text = v.get().trim_matches('"').trim();
+    let whole = text.split('.').next().unwrap_or_default();
+    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
+    whole.parse().ok()
 }
 
-fn seconds_to_ms(v: &serde_json::Value) -> Option<u64> {
+fn seconds_to_ms(v: &&RawValue) -> Option<u64> {
     seconds(v).map(|s| s.saturating_mul(1000))
 }

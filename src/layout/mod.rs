@@ -18,9 +18,9 @@ pub struct Timestamps {
 /// The layout a session uses.
 pub enum Layout {
     /// Head key plus one key per item; costs independent of the history length.
-    Log(log::Log),
+    Log(Box<log::Log>),
     /// The Python `DaprSession` layout: one JSON array value per session.
-    Compat(compat::Compat),
+    Compat(Box<compat::Compat>),
 }
 
 impl Layout {

@@ -18,6 +18,10 @@ pub const FANOUT: usize = 32;
 pub const RECENT_OPS: usize = 16;
 /// The head format this code writes.
 pub const VERSION: u32 = 1;
+/// The head keeps a copy of at most this many of the newest items...
+pub const TAIL_ITEMS: usize = 32;
+/// ...and at most this many bytes of them, so recent reads and pops need only the head.
+pub const TAIL_BYTES: usize = 16 * 1024;
 
 /// One entry of a level: a batch (level 0) or a page (higher levels), and its live items.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +63,10 @@ pub struct Head {
     /// Keys no longer referenced, for the next writer to delete.
     #[serde(rename = "t", default, skip_serializing_if = "Vec::is_empty")]
     pub trash: Vec<String>,
+    /// Copies of the newest items, oldest first: always the last `tail.len()` items of the
+    /// session (their keys are still written; this is a cache that travels with the head).
+    #[serde(rename = "n", default, skip_serializing_if = "Vec::is_empty")]
+    pub tail: Vec<String>,
 }
 
 /// A page to write: its nonce and the entries it holds (oldest first).
@@ -150,6 +158,22 @@ impl Head {
         pages
     }
 
+    /// Appends `items` to the tail, dropping its oldest items past the size bounds.
+    pub fn push_tail<S: AsRef<str>>(&mut self, items: &[S]) {
+        self.tail
+            .extend(items.iter().map(|i| i.as_ref().to_string()));
+        let mut bytes: usize = self.tail.iter().map(String::len).sum();
+        let mut drop = 0;
+        for item in &self.tail {
+            if self.tail.len() - drop <= TAIL_ITEMS && bytes <= TAIL_BYTES {
+                break;
+            }
+            bytes -= item.len();
+            drop += 1;
+        }
+        self.tail.drain(..drop);
+    }
+
     /// The newest batch, if any.
     pub fn newest_batch(&self) -> Option<&Entry> {
         self.levels.first().and_then(|l| l.last())
@@ -198,6 +222,7 @@ impl Head {
         if index == 0 {
             level.pop();
         }
+        self.tail.pop();
         Some((id, index))
     }
 
@@ -366,6 +391,34 @@ mod tests {
         assert_eq!(take_covering(s[1].clone(), Some(150)).len(), 2);
         assert_eq!(take_covering(s[1].clone(), Some(100)).len(), 1);
         assert_eq!(take_covering(s[1].clone(), Some(0)).len(), 0);
+    }
+
+    #[test]
+    fn the_tail_is_always_the_newest_items() {
+        let mut head = Head::new();
+        let mut all: Vec<String> = Vec::new();
+        let mut n = 0;
+        for round in 0..300 {
+            if round % 3 == 2 {
+                head.remove_newest_item();
+                all.pop();
+            } else {
+                let batch: Vec<String> = (0..(round % 5 + 1))
+                    .map(|_| {
+                        n += 1;
+                        "x".repeat(n % 700)
+                    })
+                    .collect();
+                head.append(Entry(format!("b{round}"), batch.len() as u64), || {
+                    "p".into()
+                });
+                head.push_tail(&batch);
+                all.extend(batch);
+            }
+            assert!(head.tail.len() <= TAIL_ITEMS);
+            assert!(head.tail.iter().map(String::len).sum::<usize>() <= TAIL_BYTES);
+            assert_eq!(head.tail[..], all[all.len() - head.tail.len()..]);
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@
 
 pub mod head;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use serde_json::value::RawValue;
@@ -49,12 +49,32 @@ const READ_RESTARTS: u32 = 5;
 /// A JSON value to write under a key.
 type Value = (String, Box<RawValue>);
 
+/// What the sidecar says about the store, asked once per session.
+#[derive(Debug, Clone, Copy)]
+struct Caps {
+    transactional: bool,
+    /// Redis etags are versions that go up by one per write: after its own commit, a
+    /// writer knows the next etag.
+    counting_etags: bool,
+}
+
+/// The last head this instance saw (read or committed), to predict the next operation.
+struct Seen {
+    head: Head,
+    /// Its etag, when known (read) or predicted (Redis, after our own commit).
+    etag: Option<String>,
+    at_ms: u64,
+}
+
 /// The log layout for one session.
 pub struct Log {
     client: DaprClient,
     base: String,
     ttl_seconds: Option<u32>,
-    transactional: Cell<Option<bool>>,
+    caps: Cell<Option<Caps>>,
+    seen: RefCell<Option<Seen>>,
+    /// Immutable values (items, pages) fetched ahead, by key.
+    prefetched: RefCell<HashMap<String, Stored>>,
 }
 
 /// A head as read, with its etag.
@@ -75,7 +95,7 @@ struct Plan<T> {
 
 /// What an edit decided.
 enum Step<T> {
-    Write(Plan<T>),
+    Write(Box<Plan<T>>),
     /// Nothing to write.
     Done(T),
 }
@@ -87,6 +107,17 @@ trait Edit<T> {
 
     /// Keys this operation writes in every attempt (deleted if it definitely failed).
     fn own_keys(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Whether planning on `seen` reads items or pages (then the head is read first, never
+    /// bet on).
+    fn needs_reads(&self, _seen: &Head) -> bool {
+        false
+    }
+
+    /// Immutable keys worth fetching together with the head, guessed from `seen`.
+    fn ahead(&self, _log: &Log, _seen: &Head) -> Vec<String> {
         Vec::new()
     }
 }
@@ -114,7 +145,9 @@ impl Log {
             client,
             base: base.to_string(),
             ttl_seconds,
-            transactional: Cell::new(None),
+            caps: Cell::new(None),
+            seen: RefCell::new(None),
+            prefetched: RefCell::new(HashMap::new()),
         }
     }
 
@@ -130,10 +163,10 @@ impl Log {
         format!("{}:p:{page}", self.base)
     }
 
-    /// Whether the store has transactions; fails if it has no etags. Asks the sidecar once.
-    async fn transactional(&self) -> Result<bool> {
-        if let Some(t) = self.transactional.get() {
-            return Ok(t);
+    /// What the store supports; fails if it has no etags. Asks the sidecar once.
+    async fn caps(&self) -> Result<Caps> {
+        if let Some(c) = self.caps.get() {
+            return Ok(c);
         }
         let components = self.client.components().await?;
         let store = self.client.store();
@@ -142,7 +175,7 @@ impl Log {
             .find(|c| c.name == store && c.kind.starts_with("state."))
         else {
             return Err(Error::StoreNotFound(format!(
-                "the sidecar has no state store named {store:?}"
+                "the sidecar has no state store named '{store}'"
             )));
         };
         let has = |cap: &str| info.capabilities.iter().any(|c| c == cap);
@@ -151,14 +184,51 @@ impl Log {
                 status: 0,
                 code: "ERR_ETAG_UNSUPPORTED".into(),
                 message: format!(
-                    "state store {store:?} ({}) has no etags, which concurrent writers need",
+                    "state store '{store}' ({}) has no etags, which concurrent writers need",
                     info.kind
                 ),
             });
         }
-        let t = has("TRANSACTIONAL");
-        self.transactional.set(Some(t));
-        Ok(t)
+        let caps = Caps {
+            transactional: has("TRANSACTIONAL"),
+            counting_etags: info.kind == "state.redis",
+        };
+        self.caps.set(Some(caps));
+        Ok(caps)
+    }
+
+    fn remember(&self, head: &Head, etag: Option<String>) {
+        *self.seen.borrow_mut() = Some(Seen {
+            head: head.clone(),
+            etag,
+            at_ms: clock::now_ms(),
+        });
+    }
+
+    /// The last head seen with a known etag, if recent enough to bet a write on it: a write
+    /// under a stale etag just fails and falls back to a read. With a TTL, only within half of
+    /// it, so the head cannot have expired (on Redis, an etag for a missing key is ignored).
+    fn bet(&self) -> Option<Current> {
+        let seen = self.seen.borrow();
+        let seen = seen.as_ref()?;
+        let etag = seen.etag.clone()?;
+        if let Some(ttl) = self.ttl_seconds
+            && clock::now_ms().saturating_sub(seen.at_ms) >= u64::from(ttl) * 500
+        {
+            return None;
+        }
+        Some(Current {
+            head: seen.head.clone(),
+            etag: Some(etag),
+        })
+    }
+
+    /// Reads the head and, at the same time, the immutable `ahead` keys (a guess from the
+    /// last head seen), keeping them for [`Log::fetch`].
+    async fn read_head_and(&self, ahead: &[String]) -> Result<Option<Current>> {
+        let (head, values) = join2(self.read_head(), self.client_fetch(ahead)).await;
+        *self.prefetched.borrow_mut() = values.unwrap_or_default();
+        head
     }
 
     /// The head, if the session exists. A head that does not parse is `corrupt`.
@@ -179,6 +249,7 @@ impl Log {
                 head.version
             )));
         }
+        self.remember(&head, stored.etag.clone());
         Ok(Some(Current {
             head,
             etag: stored.etag,
@@ -195,8 +266,35 @@ impl Log {
         })
     }
 
-    /// Bulk-gets `keys` in parallel requests. Missing keys are absent from the map.
+    /// Bulk-gets `keys` (immutable items and pages), using what was fetched ahead. Missing
+    /// keys are absent from the map.
     async fn fetch(&self, keys: &[String]) -> Result<HashMap<String, Stored>> {
+        let mut out = HashMap::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        {
+            let mut ahead = self.prefetched.borrow_mut();
+            for k in keys {
+                match ahead.remove(k) {
+                    Some(v) => {
+                        out.insert(k.clone(), v);
+                    }
+                    None => missing.push(k.clone()),
+                }
+            }
+        }
+        out.extend(self.client_fetch(&missing).await?);
+        Ok(out)
+    }
+
+    /// Bulk-gets `keys` in parallel requests (one key: a plain, cheaper, GET).
+    async fn client_fetch(&self, keys: &[String]) -> Result<HashMap<String, Stored>> {
+        if let [key] = keys {
+            let mut out = HashMap::with_capacity(1);
+            if let Some(v) = self.client.get(key).await? {
+                out.insert(key.clone(), v);
+            }
+            return Ok(out);
+        }
         let requests = keys
             .chunks(KEYS_PER_BULK_GET)
             .map(|chunk| self.client.bulk_get(chunk))
@@ -269,7 +367,7 @@ impl Log {
             + trash.iter().map(|k| k.len() + 64).sum::<usize>();
         // A head is created by a plain save only: inside a transaction, some stores (Redis)
         // do not enforce first-write for a key without an etag.
-        if self.transactional.get() == Some(true)
+        if self.caps.get().is_some_and(|c| c.transactional)
             && etag.is_some()
             && payload < MAX_REQUEST_BYTES / 2
         {
@@ -293,6 +391,7 @@ impl Log {
                 concurrency: Concurrency::FirstWrite,
             }));
             self.client.transact(&ops).await?;
+            self.remember_commit(&head, etag);
             return Ok(head);
         }
         let (saved, undeleted) = join2(self.save_all(values), self.delete_all(&trash)).await;
@@ -307,7 +406,21 @@ impl Log {
                 concurrency: Concurrency::FirstWrite,
             }])
             .await?;
+        self.remember_commit(&head, etag);
         Ok(head)
+    }
+
+    /// After a commit over `etag`: the new head, and its etag where the store's etags count
+    /// writes (a fresh head starts at version 1).
+    fn remember_commit(&self, head: &Head, etag: Option<&str>) {
+        let counting = self.caps.get().is_some_and(|c| c.counting_etags);
+        let next = match etag {
+            None => Some(1),
+            Some(e) => e.parse::<u64>().ok().and_then(|n| n.checked_add(1)),
+        }
+        .filter(|_| counting)
+        .map(|n| n.to_string());
+        self.remember(head, next);
     }
 
     /// Plans and commits `edit` until it lands, then returns what the landed attempt planned.
@@ -316,14 +429,31 @@ impl Log {
     /// plans again on the new head; after an ambiguous failure (timeout, reset) the next read
     /// tells whether the attempt landed after all. An operation is never applied twice.
     async fn run<T>(&self, op: &str, mut edit: impl Edit<T>) -> Result<T> {
-        self.transactional().await?;
+        self.caps().await?;
+        // First attempt without reading the head when its etag is known (no one else wrote:
+        // one round trip); a wrong bet fails the etag check and falls back to a read.
+        let mut bet = self
+            .bet()
+            .filter(|current| !edit.needs_reads(&current.head));
         let mut backoff = Backoff::new();
         // Per attempt: what it planned to return, and the pages it wrote.
         let mut attempts: Vec<(Option<T>, Vec<String>)> = Vec::new();
         let mut orphans: Vec<String> = Vec::new();
         let mut ambiguous = false;
         loop {
-            let current = self.read_head().await?;
+            let betting = bet.is_some();
+            let current = match bet.take() {
+                Some(c) => Some(c),
+                None => {
+                    let ahead = self
+                        .seen
+                        .borrow()
+                        .as_ref()
+                        .map(|s| edit.ahead(self, &s.head))
+                        .unwrap_or_default();
+                    self.read_head_and(&ahead).await?
+                }
+            };
             if let Some(landed) = current
                 .as_ref()
                 .and_then(|c| committed_attempt(&c.head, op))
@@ -355,7 +485,7 @@ impl Log {
                     self.delete_all(&orphans).await;
                     return Ok(result);
                 }
-                Step::Write(plan) => plan,
+                Step::Write(plan) => *plan,
             };
             attempts.push((Some(plan.result), plan.fresh_pages));
             match self
@@ -375,6 +505,11 @@ impl Log {
                         ambiguous = true;
                     } else if let Some((_, pages)) = attempts.last_mut() {
                         orphans.append(pages);
+                    }
+                    if betting && !e.is_ambiguous() {
+                        // The bet on the etag lost: read the head, without backing off.
+                        *self.seen.borrow_mut() = None;
+                        continue;
                     }
                     let lost_race = e.is_ambiguous()
                         || e.status() == Some(409)
@@ -509,7 +644,13 @@ impl Log {
         let limit = limit.map(u64::from);
         let mut restarts = 0;
         'read: loop {
-            let current = match self.read_head().await {
+            // Guess the newest items from the last head seen and fetch them with the head:
+            // when nothing changed, one round trip.
+            let ahead = match (restarts, self.seen.borrow().as_ref()) {
+                (0, Some(seen)) => self.guess_newest(&seen.head, limit),
+                _ => Vec::new(),
+            };
+            let current = match self.read_head_and(&ahead).await {
                 Ok(Some(c)) => c,
                 Ok(None) => return Ok(Vec::new()),
                 // Reads skip what they cannot decode, as the upstream layout does.
@@ -517,14 +658,29 @@ impl Log {
                 Err(e) => return Err(e),
             };
             let total = current.head.len();
+            let tail = &current.head.tail;
+            // The head's tail alone answers recent reads.
+            match limit {
+                Some(l) if tail.len() as u64 >= l.min(total) => {
+                    let n = usize::try_from(l.min(total)).unwrap_or(usize::MAX);
+                    return Ok(newest_of(tail, n).to_vec());
+                }
+                None if tail.len() as u64 == total => return Ok(tail.clone()),
+                _ => {}
+            }
             let mut want = limit.map(|l| l.min(total));
             loop {
                 let batches = self.newest_batches(&current.head, want).await?;
-                let keys = match &batches {
+                let all_keys = match &batches {
                     Some(b) => self.newest_item_keys(b, want),
                     None => Vec::new(),
                 };
-                let stored = self.fetch(&keys).await?;
+                // The newest of them are in the tail: fetch the older ones only.
+                let from_tail = tail.len().min(all_keys.len());
+                let keys = all_keys
+                    .get(..all_keys.len() - from_tail)
+                    .unwrap_or_default();
+                let stored = self.fetch(keys).await?;
                 let incomplete = batches.is_none() || keys.iter().any(|k| !stored.contains_key(k));
                 if incomplete && restarts < READ_RESTARTS && self.moved(Some(&current)).await? {
                     // A concurrent pop or clear removed what this head referenced.
@@ -534,6 +690,7 @@ impl Log {
                 let items: Vec<String> = keys
                     .iter()
                     .filter_map(|k| stored.get(k).and_then(|s| decode_item(&s.data)))
+                    .chain(newest_of(tail, from_tail).iter().cloned())
                     .collect();
                 let found = items.len() as u64;
                 match (limit, want) {
@@ -550,6 +707,28 @@ impl Log {
                     }
                 }
             }
+        }
+    }
+
+    /// The keys of the newest `limit` items (all, if `None`) as far as `head`'s level 0 covers
+    /// them; nothing if pages would be needed.
+    fn guess_newest(&self, head: &Head, limit: Option<u64>) -> Vec<String> {
+        let level0: Vec<Entry> = head
+            .levels
+            .first()
+            .map(|l| l.iter().rev().cloned().collect())
+            .unwrap_or_default();
+        let covered: u64 = level0.iter().map(Entry::items).sum();
+        let enough = match limit {
+            Some(l) => covered >= l.min(head.len()),
+            None => head.levels.len() <= 1,
+        };
+        if enough {
+            let mut keys = self.newest_item_keys(&take_covering(level0, limit), limit);
+            keys.truncate(keys.len().saturating_sub(head.tail.len()));
+            keys
+        } else {
+            Vec::new()
         }
     }
 
@@ -597,6 +776,7 @@ impl Log {
                 batch: &batch,
                 count,
                 items: values,
+                texts: items,
             },
         )
         .await
@@ -654,6 +834,11 @@ impl Log {
     }
 }
 
+/// The last `n` elements of `v` (all of it if shorter).
+fn newest_of<T>(v: &[T], n: usize) -> &[T] {
+    v.get(v.len().saturating_sub(n)..).unwrap_or_default()
+}
+
 /// The attempt of operation `op` the head records (`op.attempt`), if any.
 fn committed_attempt(head: &Head, op: &str) -> Option<usize> {
     head.ops.iter().find_map(|o| {
@@ -679,6 +864,7 @@ struct Add<'a> {
     batch: &'a str,
     count: u64,
     items: Vec<Value>,
+    texts: &'a [&'a str],
 }
 
 impl Edit<()> for Add<'_> {
@@ -686,6 +872,7 @@ impl Edit<()> for Add<'_> {
         let mut head = current.map_or_else(Head::new, |c| c.head.clone());
         let trash = std::mem::take(&mut head.trash);
         let pages = head.append(Entry(self.batch.to_string(), self.count), nonce::new);
+        head.push_tail(self.texts);
         head.record_op(tag);
         head.touch(clock::now_ms());
         let mut values: Vec<Value> = self.items.clone();
@@ -695,13 +882,13 @@ impl Edit<()> for Add<'_> {
             values.push((key.clone(), to_raw(&p.entries)?));
             fresh_pages.push(key);
         }
-        Ok(Step::Write(Plan {
+        Ok(Step::Write(Box::new(Plan {
             head,
             values,
             fresh_pages,
             trash,
             result: (),
-        }))
+        })))
     }
 
     fn own_keys(&self) -> Vec<String> {
@@ -721,6 +908,26 @@ enum Popped {
 struct Pop;
 
 impl Edit<Popped> for Pop {
+    fn needs_reads(&self, seen: &Head) -> bool {
+        seen.tail.is_empty() || !seen.pull_backs_for_pop().is_empty()
+    }
+
+    fn ahead(&self, log: &Log, seen: &Head) -> Vec<String> {
+        let Some(newest) = seen.newest_batch() else {
+            return Vec::new();
+        };
+        let mut keys = Vec::new();
+        if seen.tail.is_empty() {
+            keys.push(log.item_key(newest.id(), newest.items().saturating_sub(1)));
+        }
+        keys.extend(
+            seen.pull_backs_for_pop()
+                .iter()
+                .map(|p| log.page_key(p.page.id())),
+        );
+        keys
+    }
+
     async fn plan(
         &mut self,
         log: &Log,
@@ -749,7 +956,12 @@ impl Edit<Popped> for Pop {
         };
         let pulls = head.pull_backs_for_pop();
         let item_key = log.item_key(newest.id(), newest.items().saturating_sub(1));
-        let mut keys = vec![item_key.clone()];
+        // The head's tail holds the newest item when it is not empty.
+        let from_tail = head.tail.last().cloned();
+        let mut keys = Vec::new();
+        if from_tail.is_none() {
+            keys.push(item_key.clone());
+        }
         keys.extend(pulls.iter().map(|p| log.page_key(p.page.id())));
         let fetched = log.fetch(&keys).await?;
         head.remove_newest_item();
@@ -762,17 +974,18 @@ impl Edit<Popped> for Pop {
         head.trash.push(item_key.clone());
         head.record_op(tag);
         head.touch(clock::now_ms());
-        let result = match fetched.get(&item_key).and_then(|s| decode_item(&s.data)) {
+        let item = from_tail.or_else(|| fetched.get(&item_key).and_then(|s| decode_item(&s.data)));
+        let result = match item {
             Some(item) => Popped::Item(item),
             None => Popped::Unreadable,
         };
-        Ok(Step::Write(Plan {
+        Ok(Step::Write(Box::new(Plan {
             head,
             values: Vec::new(),
             fresh_pages: Vec::new(),
             trash,
             result,
-        }))
+        })))
     }
 }
 
@@ -794,12 +1007,12 @@ impl Edit<Option<Head>> for Clear {
         let mut head = Head::new();
         head.ops = current.head.ops.clone();
         head.record_op(tag);
-        Ok(Step::Write(Plan {
+        Ok(Step::Write(Box::new(Plan {
             head,
             values: Vec::new(),
             fresh_pages: Vec::new(),
             trash: Vec::new(),
             result: Some(current.head.clone()),
-        }))
+        })))
     }
 }

@@ -23,6 +23,7 @@ pub async fn add_retries_on_conflict(ctx: Ctx) -> CaseResult {
             hooks: Hooks {
                 traffic: None,
                 before_send: Some(hook),
+                pool: None,
             },
             ..Default::default()
         })
@@ -52,6 +53,7 @@ pub async fn pop_retries_on_conflict(ctx: Ctx) -> CaseResult {
             hooks: Hooks {
                 traffic: None,
                 before_send: Some(hook),
+                pool: None,
             },
             ..Default::default()
         })

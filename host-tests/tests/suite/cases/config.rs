@@ -14,6 +14,7 @@ pub async fn ping_ok(ctx: Ctx) -> CaseResult {
             hooks: dapr_session_host_tests::host::Hooks {
                 traffic: Some(traffic.clone()),
                 before_send: None,
+                pool: None,
             },
             ..Default::default()
         })

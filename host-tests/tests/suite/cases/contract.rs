@@ -128,6 +128,7 @@ pub async fn add_empty_batch_is_a_noop(ctx: Ctx) -> CaseResult {
             hooks: dapr_session_host_tests::host::Hooks {
                 traffic: Some(traffic.clone()),
                 before_send: None,
+                pool: None,
             },
             ..Default::default()
         })

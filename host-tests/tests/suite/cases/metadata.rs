@@ -75,6 +75,7 @@ pub async fn metadata_creation_then_etag_guarded_update(ctx: Ctx) -> CaseResult 
             hooks: Hooks {
                 traffic: Some(traffic.clone()),
                 before_send: None,
+                pool: None,
             },
             ..Default::default()
         })
@@ -180,6 +181,7 @@ pub async fn stale_metadata_etag_retries_and_keeps_created_at(ctx: Ctx) -> CaseR
             hooks: Hooks {
                 traffic: Some(traffic.clone()),
                 before_send: Some(hook),
+                pool: None,
             },
             ..Default::default()
         })
@@ -230,6 +232,7 @@ pub async fn add_survives_metadata_write_failing(ctx: Ctx) -> CaseResult {
             hooks: Hooks {
                 traffic: None,
                 before_send: Some(hook),
+                pool: None,
             },
             ..Default::default()
         })
