@@ -21,13 +21,15 @@
 //! `2 * FANOUT` entries per level), not on the length of the history.
 
 pub mod head;
+pub mod page;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use serde_json::value::RawValue;
 
-use self::head::{Entry, Head, PullBack, VERSION, select_newest, take_covering};
+use self::head::{Entry, FANOUT, Head, PullBack, VERSION, select_newest, take_covering};
+use self::page::{COPY_BATCH_ITEMS, COPY_BYTES, Page};
 use super::Timestamps;
 use crate::clock;
 use crate::dapr::{Concurrency, DaprClient, DaprError, Stored, TxOp, Write};
@@ -614,10 +616,11 @@ impl Log {
 
     /// Expands the selection of the newest entries down to batches (newest first), fetching
     /// pages level by level. `None` if a page is missing.
-    async fn newest_batches(&self, head: &Head, want: Option<u64>) -> Result<Option<Vec<Entry>>> {
+    async fn newest_batches(&self, head: &Head, want: Option<u64>) -> Result<Option<(Vec<Entry>, Copies)>> {
         let selected = select_newest(&head.levels, want);
         let deepest = selected.iter().rposition(|s| !s.is_empty()).unwrap_or(0);
         let mut carry: Vec<Entry> = Vec::new();
+        let mut copies = Copies::new();
         for k in (1..=deepest).rev() {
             let covered_below: u64 = selected.iter().take(k).flatten().map(Entry::items).sum();
             let need = want.map(|w| w.saturating_sub(covered_below));
@@ -627,16 +630,21 @@ impl Log {
             let keys: Vec<String> = chosen.iter().map(|e| self.page_key(e.id())).collect();
             let pages = self.fetch(&keys).await?;
             for key in &keys {
-                let Some(page) = pages.get(key) else {
+                let Some(page) = pages.get(key).and_then(|p| Page::parse(&p.data)) else {
                     return Ok(None);
                 };
+                for (i, e) in page.entries.iter().enumerate() {
+                    if let Some(items) = page.items_of(i).filter(|t| t.len() as u64 == e.items()) {
+                        copies.insert(e.id().to_string(), items.clone());
+                    }
+                }
                 // Pages hold entries oldest first; `carry` is newest first.
-                carry.extend(parse_page(&page.data).into_iter().rev());
+                carry.extend(page.entries.into_iter().rev());
             }
         }
         let mut batches = selected.into_iter().next().unwrap_or_default();
         batches.append(&mut carry);
-        Ok(Some(take_covering(batches, want)))
+        Ok(Some((take_covering(batches, want), copies)))
     }
 
     /// See [`super::Layout::get_items`].
@@ -671,25 +679,39 @@ impl Log {
             let mut want = limit.map(|l| l.min(total));
             loop {
                 let batches = self.newest_batches(&current.head, want).await?;
-                let all_keys = match &batches {
-                    Some(b) => self.newest_item_keys(b, want),
-                    None => Vec::new(),
+                let (refs, copies) = match &batches {
+                    Some((b, copies)) => (newest_items(b, want), Some(copies)),
+                    None => (Vec::new(), None),
                 };
-                // The newest of them are in the tail: fetch the older ones only.
-                let from_tail = tail.len().min(all_keys.len());
-                let keys = all_keys
-                    .get(..all_keys.len() - from_tail)
-                    .unwrap_or_default();
-                let stored = self.fetch(keys).await?;
+                // The newest of them are in the tail, older ones may be copied in pages: fetch
+                // the rest only.
+                let from_tail = tail.len().min(refs.len());
+                let older = refs.get(..refs.len() - from_tail).unwrap_or_default();
+                let copied = |(batch, i): &(String, u64)| {
+                    copies
+                        .and_then(|c| c.get(batch))
+                        .and_then(|t| t.get(usize::try_from(*i).unwrap_or(usize::MAX)))
+                        .cloned()
+                };
+                let keys: Vec<String> = older
+                    .iter()
+                    .filter(|r| copied(r).is_none())
+                    .map(|(b, i)| self.item_key(b, *i))
+                    .collect();
+                let stored = self.fetch(&keys).await?;
                 let incomplete = batches.is_none() || keys.iter().any(|k| !stored.contains_key(k));
                 if incomplete && restarts < READ_RESTARTS && self.moved(Some(&current)).await? {
                     // A concurrent pop or clear removed what this head referenced.
                     restarts += 1;
                     continue 'read;
                 }
-                let items: Vec<String> = keys
+                let items: Vec<String> = older
                     .iter()
-                    .filter_map(|k| stored.get(k).and_then(|s| decode_item(&s.data)))
+                    .filter_map(|r| {
+                        copied(r).or_else(|| {
+                            stored.get(&self.item_key(&r.0, r.1)).and_then(|s| decode_item(&s.data))
+                        })
+                    })
                     .chain(newest_of(tail, from_tail).iter().cloned())
                     .collect();
                 let found = items.len() as u64;
@@ -816,6 +838,40 @@ impl Log {
         })
     }
 
+    /// The item keys a page of `batches` copies.
+    fn copy_keys(&self, batches: &[Entry]) -> Vec<String> {
+        batches
+            .iter()
+            .filter(|b| b.items() <= COPY_BATCH_ITEMS)
+            .flat_map(|b| (0..b.items()).map(|i| self.item_key(b.id(), i)))
+            .collect()
+    }
+
+    /// The items of `batches` to copy into their page: each batch's items, or `None` when it
+    /// is too large, unreadable, or over the page's byte budget.
+    async fn copies_for(&self, batches: &[Entry]) -> Result<Vec<Option<Vec<String>>>> {
+        let stored = self.fetch(&self.copy_keys(batches)).await?;
+        let mut budget = COPY_BYTES;
+        Ok(batches
+            .iter()
+            .map(|b| {
+                if b.items() > COPY_BATCH_ITEMS {
+                    return None;
+                }
+                let items: Option<Vec<String>> = (0..b.items())
+                    .map(|i| stored.get(&self.item_key(b.id(), i)).and_then(|s| decode_item(&s.data)))
+                    .collect();
+                let items = items?;
+                let size: usize = items.iter().map(String::len).sum();
+                if size > budget {
+                    return None;
+                }
+                budget -= size;
+                Some(items)
+            })
+            .collect())
+    }
+
     /// The entries of the page a pull-back needs.
     fn pulled_entries(
         &self,
@@ -825,13 +881,33 @@ impl Log {
         let key = self.page_key(pull.page.id());
         fetched
             .get(&key)
-            .and_then(|p| serde_json::from_slice(&p.data).ok())
+            .and_then(|p| Page::parse(&p.data))
+            .map(|p| p.entries)
             .ok_or_else(|| {
                 Error::Corrupt(format!(
                     "page {key} is missing or unreadable; left untouched"
                 ))
             })
     }
+}
+
+/// Items copied from pages, by batch nonce.
+type Copies = HashMap<String, Vec<String>>;
+
+/// The newest `want` items of `batches` (newest first), as (batch, index), oldest first.
+fn newest_items(batches: &[Entry], want: Option<u64>) -> Vec<(String, u64)> {
+    let mut remaining = want.unwrap_or(u64::MAX);
+    let mut out = Vec::new();
+    for b in batches {
+        if remaining == 0 {
+            break;
+        }
+        let take = b.items().min(remaining);
+        out.extend((b.items() - take..b.items()).rev().map(|i| (b.id().to_string(), i)));
+        remaining -= take;
+    }
+    out.reverse();
+    out
 }
 
 /// The last `n` elements of `v` (all of it if shorter).
@@ -850,7 +926,7 @@ fn committed_attempt(head: &Head, op: &str) -> Option<usize> {
 
 /// The entries of a page; an unreadable page reads as empty.
 fn parse_page(data: &[u8]) -> Vec<Entry> {
-    serde_json::from_slice(data).unwrap_or_default()
+    Page::parse(data).map(|p| p.entries).unwrap_or_default()
 }
 
 /// An item as stored: a JSON string holding the item's JSON object.
@@ -879,7 +955,14 @@ impl Edit<()> for Add<'_> {
         let mut fresh_pages = Vec::with_capacity(pages.len());
         for p in pages {
             let key = log.page_key(&p.id);
-            values.push((key.clone(), to_raw(&p.entries)?));
+            let json = if p.level == 0 {
+                // A page of batches carries copies of their items, for long reads.
+                let copies = log.copies_for(&p.entries).await?;
+                Page::encode_batches(p.entries, copies)
+            } else {
+                Page::encode_refs(&p.entries)
+            };
+            values.push((key.clone(), raw(json.map_err(internal)?)?));
             fresh_pages.push(key);
         }
         Ok(Step::Write(Box::new(Plan {
@@ -894,6 +977,23 @@ impl Edit<()> for Add<'_> {
     fn own_keys(&self) -> Vec<String> {
         self.items.iter().map(|(k, _)| k.clone()).collect()
     }
+
+    fn needs_reads(&self, seen: &Head) -> bool {
+        spill_is_due(seen)
+    }
+
+    fn ahead(&self, log: &Log, seen: &Head) -> Vec<String> {
+        if !spill_is_due(seen) {
+            return Vec::new();
+        }
+        let oldest = seen.levels.first().map(|l| l.iter().take(FANOUT).cloned().collect::<Vec<_>>()).unwrap_or_default();
+        log.copy_keys(&oldest)
+    }
+}
+
+/// Whether the next append moves level 0's oldest batches into a page.
+fn spill_is_due(head: &Head) -> bool {
+    head.levels.first().map_or(0, Vec::len) + 1 > 2 * FANOUT
 }
 
 /// What a pop found.
