@@ -7,8 +7,10 @@ use std::process::Command;
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
     let root = manifest_dir.parent().map(PathBuf::from).unwrap_or_default();
-    for watched in ["src", "wit", "Cargo.toml", "Cargo.lock"] {
-        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    // Relative to this package: a target dir shared by several checkouts (CI caches it) must
+    // rebuild for the checkout at hand, not watch the one that built first.
+    for watched in ["../src", "../wit", "../Cargo.toml", "../Cargo.lock"] {
+        println!("cargo:rerun-if-changed={watched}");
     }
 
     ensure_wasm_target();

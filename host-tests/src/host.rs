@@ -96,6 +96,33 @@ pub struct InstanceOptions {
     pub hooks: Hooks,
 }
 
+/// Fails if a source of the component (under the workspace's `src/` and `wit/`) is newer than
+/// the built `wasm`: tests must never run an old build. Skipped where the sources are absent.
+fn check_fresh(wasm: &Path) -> anyhow::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let built = std::fs::metadata(wasm)
+        .and_then(|m| m.modified())
+        .with_context(|| format!("component {}", wasm.display()))?;
+    let mut stack = vec![root.join("src"), root.join("wit")];
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path)?.flatten() {
+                stack.push(entry.path());
+            }
+        } else if meta.modified().is_ok_and(|m| m > built) {
+            anyhow::bail!(
+                "component {} is older than {}: rebuild it (cargo build -p dapr-session-host-tests)",
+                wasm.display(),
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The compiled component, ready to be instantiated many times.
 #[derive(Clone)]
 pub struct Host {
@@ -106,6 +133,7 @@ pub struct Host {
 impl Host {
     /// Compiles the component the build script produced.
     pub fn new() -> anyhow::Result<Self> {
+        check_fresh(Path::new(COMPONENT))?;
         Self::from_file(Path::new(COMPONENT))
     }
 

@@ -15,11 +15,11 @@ use serde::{Deserialize, Serialize};
 /// Entries a page holds; a level spills above `2 * FANOUT` and pulls back below `FANOUT / 2`.
 pub const FANOUT: usize = 32;
 /// Ids of recent operations kept in the head, to recognise an ambiguous write that landed.
-pub const RECENT_OPS: usize = 16;
+pub const RECENT_OPS: usize = 8;
 /// The head format this code writes.
 pub const VERSION: u32 = 1;
 /// The head keeps a copy of at most this many of the newest items...
-pub const TAIL_ITEMS: usize = 32;
+pub const TAIL_ITEMS: usize = 24;
 /// ...and at most this many bytes of them, so recent reads and pops need only the head.
 pub const TAIL_BYTES: usize = 16 * 1024;
 
@@ -172,6 +172,23 @@ impl Head {
             drop += 1;
         }
         self.tail.drain(..drop);
+    }
+
+    /// Level-0 batches not wholly in the tail, oldest first.
+    pub fn outside_tail(&self) -> Vec<&Entry> {
+        let Some(level) = self.levels.first() else {
+            return Vec::new();
+        };
+        let mut in_tail = self.tail.len() as u64;
+        let mut inside = 0;
+        for e in level.iter().rev() {
+            if in_tail < e.items() {
+                break;
+            }
+            in_tail -= e.items();
+            inside += 1;
+        }
+        level.iter().take(level.len() - inside).collect()
     }
 
     /// The newest batch, if any.

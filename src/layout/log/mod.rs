@@ -22,6 +22,7 @@
 
 pub mod head;
 pub mod page;
+pub mod recent;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -30,6 +31,7 @@ use serde_json::value::RawValue;
 
 use self::head::{Entry, FANOUT, Head, PullBack, VERSION, select_newest, take_covering};
 use self::page::{COPY_BATCH_ITEMS, COPY_BYTES, Page};
+use self::recent::{REFRESH_ITEMS, Recent};
 use super::Timestamps;
 use crate::clock;
 use crate::dapr::{Concurrency, DaprClient, DaprError, Stored, TxOp, Write};
@@ -77,6 +79,8 @@ pub struct Log {
     seen: RefCell<Option<Seen>>,
     /// Immutable values (items, pages) fetched ahead, by key.
     prefetched: RefCell<HashMap<String, Stored>>,
+    /// This instance's view of the recent key.
+    recent: RefCell<Recent>,
 }
 
 /// A head as read, with its etag.
@@ -114,7 +118,7 @@ trait Edit<T> {
 
     /// Whether planning on `seen` reads items or pages (then the head is read first, never
     /// bet on).
-    fn needs_reads(&self, _seen: &Head) -> bool {
+    fn needs_reads(&self, _log: &Log, _seen: &Head) -> bool {
         false
     }
 
@@ -150,6 +154,7 @@ impl Log {
             caps: Cell::new(None),
             seen: RefCell::new(None),
             prefetched: RefCell::new(HashMap::new()),
+            recent: RefCell::new(Recent::default()),
         }
     }
 
@@ -163,6 +168,10 @@ impl Log {
 
     fn page_key(&self, page: &str) -> String {
         format!("{}:p:{page}", self.base)
+    }
+
+    fn recent_key(&self) -> String {
+        format!("{}:r", self.base)
     }
 
     /// What the store supports; fails if it has no etags. Asks the sidecar once.
@@ -436,7 +445,7 @@ impl Log {
         // one round trip); a wrong bet fails the etag check and falls back to a read.
         let mut bet = self
             .bet()
-            .filter(|current| !edit.needs_reads(&current.head));
+            .filter(|current| !edit.needs_reads(self, &current.head));
         let mut backoff = Backoff::new();
         // Per attempt: what it planned to return, and the pages it wrote.
         let mut attempts: Vec<(Option<T>, Vec<String>)> = Vec::new();
@@ -534,6 +543,7 @@ impl Log {
     /// Every key the head references (pages of every level, every item) and its trash.
     async fn all_keys(&self, head: &Head) -> Result<Vec<String>> {
         let mut keys = head.trash.clone();
+        keys.push(self.recent_key());
         let mut batches: Vec<Entry> = head.levels.first().cloned().unwrap_or_default();
         let mut pending: Vec<(usize, Entry)> = head
             .levels
@@ -616,7 +626,11 @@ impl Log {
 
     /// Expands the selection of the newest entries down to batches (newest first), fetching
     /// pages level by level. `None` if a page is missing.
-    async fn newest_batches(&self, head: &Head, want: Option<u64>) -> Result<Option<(Vec<Entry>, Copies)>> {
+    async fn newest_batches(
+        &self,
+        head: &Head,
+        want: Option<u64>,
+    ) -> Result<Option<(Vec<Entry>, Copies)>> {
         let selected = select_newest(&head.levels, want);
         let deepest = selected.iter().rposition(|s| !s.is_empty()).unwrap_or(0);
         let mut carry: Vec<Entry> = Vec::new();
@@ -655,7 +669,7 @@ impl Log {
             // Guess the newest items from the last head seen and fetch them with the head:
             // when nothing changed, one round trip.
             let ahead = match (restarts, self.seen.borrow().as_ref()) {
-                (0, Some(seen)) => self.guess_newest(&seen.head, limit),
+                (0, Some(seen)) if !tail_covers(&seen.head, limit) => vec![self.recent_key()],
                 _ => Vec::new(),
             };
             let current = match self.read_head_and(&ahead).await {
@@ -668,14 +682,22 @@ impl Log {
             let total = current.head.len();
             let tail = &current.head.tail;
             // The head's tail alone answers recent reads.
-            match limit {
-                Some(l) if tail.len() as u64 >= l.min(total) => {
-                    let n = usize::try_from(l.min(total)).unwrap_or(usize::MAX);
-                    return Ok(newest_of(tail, n).to_vec());
-                }
-                None if tail.len() as u64 == total => return Ok(tail.clone()),
-                _ => {}
+            if tail_covers(&current.head, limit) {
+                let n = limit.map_or(tail.len(), |l| {
+                    usize::try_from(l.min(total)).unwrap_or(usize::MAX)
+                });
+                return Ok(newest_of(tail, n).to_vec());
             }
+            // Older items: the recent key (fetched with the head), pages' copies, item keys.
+            let recent = Recent::parse(
+                &self
+                    .fetch(&[self.recent_key()])
+                    .await?
+                    .remove(&self.recent_key())
+                    .map(|s| s.data)
+                    .unwrap_or_default(),
+            );
+            *self.recent.borrow_mut() = recent.clone();
             let mut want = limit.map(|l| l.min(total));
             loop {
                 let batches = self.newest_batches(&current.head, want).await?;
@@ -690,6 +712,7 @@ impl Log {
                 let copied = |(batch, i): &(String, u64)| {
                     copies
                         .and_then(|c| c.get(batch))
+                        .or_else(|| recent.get(batch))
                         .and_then(|t| t.get(usize::try_from(*i).unwrap_or(usize::MAX)))
                         .cloned()
                 };
@@ -709,7 +732,9 @@ impl Log {
                     .iter()
                     .filter_map(|r| {
                         copied(r).or_else(|| {
-                            stored.get(&self.item_key(&r.0, r.1)).and_then(|s| decode_item(&s.data))
+                            stored
+                                .get(&self.item_key(&r.0, r.1))
+                                .and_then(|s| decode_item(&s.data))
                         })
                     })
                     .chain(newest_of(tail, from_tail).iter().cloned())
@@ -730,48 +755,6 @@ impl Log {
                 }
             }
         }
-    }
-
-    /// The keys of the newest `limit` items (all, if `None`) as far as `head`'s level 0 covers
-    /// them; nothing if pages would be needed.
-    fn guess_newest(&self, head: &Head, limit: Option<u64>) -> Vec<String> {
-        let level0: Vec<Entry> = head
-            .levels
-            .first()
-            .map(|l| l.iter().rev().cloned().collect())
-            .unwrap_or_default();
-        let covered: u64 = level0.iter().map(Entry::items).sum();
-        let enough = match limit {
-            Some(l) => covered >= l.min(head.len()),
-            None => head.levels.len() <= 1,
-        };
-        if enough {
-            let mut keys = self.newest_item_keys(&take_covering(level0, limit), limit);
-            keys.truncate(keys.len().saturating_sub(head.tail.len()));
-            keys
-        } else {
-            Vec::new()
-        }
-    }
-
-    /// The keys of the newest `want` items of `batches` (newest first), oldest item first.
-    fn newest_item_keys(&self, batches: &[Entry], want: Option<u64>) -> Vec<String> {
-        let mut remaining = want.unwrap_or(u64::MAX);
-        let mut keys = Vec::new();
-        for b in batches {
-            if remaining == 0 {
-                break;
-            }
-            let take = b.items().min(remaining);
-            keys.extend(
-                (b.items() - take..b.items())
-                    .rev()
-                    .map(|i| self.item_key(b.id(), i)),
-            );
-            remaining -= take;
-        }
-        keys.reverse();
-        keys
     }
 
     /// See [`super::Layout::add_items`].
@@ -838,6 +821,17 @@ impl Log {
         })
     }
 
+    /// Level-0 batches of `head` outside its tail whose items the recent key (as this
+    /// instance knows it) lacks.
+    fn missing_from_recent(&self, head: &Head) -> Vec<Entry> {
+        let recent = self.recent.borrow();
+        head.outside_tail()
+            .into_iter()
+            .filter(|e| e.items() <= COPY_BATCH_ITEMS && recent.get(e.id()).is_none())
+            .cloned()
+            .collect()
+    }
+
     /// The item keys a page of `batches` copies.
     fn copy_keys(&self, batches: &[Entry]) -> Vec<String> {
         batches
@@ -859,7 +853,11 @@ impl Log {
                     return None;
                 }
                 let items: Option<Vec<String>> = (0..b.items())
-                    .map(|i| stored.get(&self.item_key(b.id(), i)).and_then(|s| decode_item(&s.data)))
+                    .map(|i| {
+                        stored
+                            .get(&self.item_key(b.id(), i))
+                            .and_then(|s| decode_item(&s.data))
+                    })
                     .collect();
                 let items = items?;
                 let size: usize = items.iter().map(String::len).sum();
@@ -891,6 +889,16 @@ impl Log {
     }
 }
 
+/// Whether `head`'s tail holds the newest `limit` items (all, if `None`).
+fn tail_covers(head: &Head, limit: Option<u64>) -> bool {
+    let total = head.len();
+    let have = head.tail.len() as u64;
+    match limit {
+        Some(l) => have >= l.min(total),
+        None => have == total,
+    }
+}
+
 /// Items copied from pages, by batch nonce.
 type Copies = HashMap<String, Vec<String>>;
 
@@ -903,7 +911,11 @@ fn newest_items(batches: &[Entry], want: Option<u64>) -> Vec<(String, u64)> {
             break;
         }
         let take = b.items().min(remaining);
-        out.extend((b.items() - take..b.items()).rev().map(|i| (b.id().to_string(), i)));
+        out.extend(
+            (b.items() - take..b.items())
+                .rev()
+                .map(|i| (b.id().to_string(), i)),
+        );
         remaining -= take;
     }
     out.reverse();
@@ -952,6 +964,28 @@ impl Edit<()> for Add<'_> {
         head.record_op(tag);
         head.touch(clock::now_ms());
         let mut values: Vec<Value> = self.items.clone();
+        // Batches that left the tail are copied into the recent key, a few at a time.
+        let missing = log.missing_from_recent(&head);
+        if missing.iter().map(|e| e.items()).sum::<u64>() >= REFRESH_ITEMS {
+            let stored = log.fetch(&log.copy_keys(&missing)).await?;
+            let more: Vec<(String, Vec<String>)> = missing
+                .iter()
+                .filter_map(|b| {
+                    let items: Option<Vec<String>> = (0..b.items())
+                        .map(|i| {
+                            stored
+                                .get(&log.item_key(b.id(), i))
+                                .and_then(|s| decode_item(&s.data))
+                        })
+                        .collect();
+                    items.map(|i| (b.id().to_string(), i))
+                })
+                .collect();
+            let outside: Vec<&str> = head.outside_tail().iter().map(|e| e.id()).collect();
+            let recent = log.recent.borrow().rebuilt(&outside, &more);
+            values.push((log.recent_key(), to_raw(&recent)?));
+            *log.recent.borrow_mut() = recent;
+        }
         let mut fresh_pages = Vec::with_capacity(pages.len());
         for p in pages {
             let key = log.page_key(&p.id);
@@ -978,16 +1012,38 @@ impl Edit<()> for Add<'_> {
         self.items.iter().map(|(k, _)| k.clone()).collect()
     }
 
-    fn needs_reads(&self, seen: &Head) -> bool {
-        spill_is_due(seen)
+    fn needs_reads(&self, log: &Log, seen: &Head) -> bool {
+        spill_is_due(seen) || !self.ahead_recent_with(log, seen).is_empty()
     }
 
     fn ahead(&self, log: &Log, seen: &Head) -> Vec<String> {
-        if !spill_is_due(seen) {
-            return Vec::new();
+        let mut keys = Vec::new();
+        if spill_is_due(seen) {
+            let oldest: Vec<Entry> = seen
+                .levels
+                .first()
+                .map(|l| l.iter().take(FANOUT).cloned().collect())
+                .unwrap_or_default();
+            keys = log.copy_keys(&oldest);
         }
-        let oldest = seen.levels.first().map(|l| l.iter().take(FANOUT).cloned().collect::<Vec<_>>()).unwrap_or_default();
-        log.copy_keys(&oldest)
+        keys.extend(log.copy_keys(&self.ahead_recent_with(log, seen)));
+        keys
+    }
+}
+
+impl Add<'_> {
+    /// The batches the recent key will take in after this append on `seen`: those outside the
+    /// tail that the instance's view of the key lacks, once they are enough to be worth it.
+    fn ahead_recent_with(&self, log: &Log, seen: &Head) -> Vec<Entry> {
+        let mut next = seen.clone();
+        next.append(Entry(self.batch.to_string(), self.count), String::new);
+        next.push_tail(self.texts);
+        let missing = log.missing_from_recent(&next);
+        if missing.iter().map(|e| e.items()).sum::<u64>() >= REFRESH_ITEMS {
+            missing
+        } else {
+            Vec::new()
+        }
     }
 }
 
@@ -1008,7 +1064,7 @@ enum Popped {
 struct Pop;
 
 impl Edit<Popped> for Pop {
-    fn needs_reads(&self, seen: &Head) -> bool {
+    fn needs_reads(&self, _log: &Log, seen: &Head) -> bool {
         seen.tail.is_empty() || !seen.pull_backs_for_pop().is_empty()
     }
 
@@ -1095,13 +1151,14 @@ struct Clear;
 impl Edit<Option<Head>> for Clear {
     async fn plan(
         &mut self,
-        _log: &Log,
+        log: &Log,
         current: Option<&Current>,
         tag: &str,
     ) -> Result<Step<Option<Head>>> {
         let Some(current) = current else {
             return Ok(Step::Done(None));
         };
+        *log.recent.borrow_mut() = Recent::default();
         // The head stays (empty): a writer holding an old etag must fail, and on Redis an
         // etag given for a missing key is ignored.
         let mut head = Head::new();

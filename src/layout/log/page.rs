@@ -64,7 +64,10 @@ impl Page {
     }
 
     /// The JSON to store for a page of batches with their copied items.
-    pub fn encode_batches(entries: Vec<Entry>, items: Vec<Option<Vec<String>>>) -> Result<String, serde_json::Error> {
+    pub fn encode_batches(
+        entries: Vec<Entry>,
+        items: Vec<Option<Vec<String>>>,
+    ) -> Result<String, serde_json::Error> {
         serde_json::to_string(&Batches { entries, items })
     }
 }

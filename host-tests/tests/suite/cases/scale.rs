@@ -47,7 +47,8 @@ async fn traced(ctx: &Ctx) -> anyhow::Result<(Instance, Traffic)> {
     Ok((inst, traffic))
 }
 
-/// The keys are a head plus one key per item; items are JSON strings holding the item.
+/// The keys are a head, the recent key, and one key per item; items are JSON strings holding
+/// the item.
 pub async fn log_layout_keys(ctx: Ctx) -> CaseResult {
     let id = ctx.id("keys");
     let mut inst = ctx.instance().await?;
@@ -64,6 +65,7 @@ pub async fn log_layout_keys(ctx: Ctx) -> CaseResult {
     let batches = head["l"][0].as_array().cloned().unwrap_or_default();
     ensure!(batches.len() == 2, "{head}");
     ensure!(batches[0][1] == 2 && batches[1][1] == 1, "{head}");
+    // A session the head's tail holds whole has no recent key yet.
     let mut keys = vec![format!("{id}:head")];
     for b in &batches {
         let nonce = b[0].as_str().unwrap_or_default();
@@ -246,12 +248,14 @@ async fn bytes_per_operation(
     Ok(rows)
 }
 
-/// The log layout moves the same bytes at 10,000 items as at 10, give or take the head
-/// (at most `2 * 32` entries per level), in at most 3 round trips.
+/// The log layout moves the same bytes at 10,000 items as at 10, give or take bounded
+/// constants (the head's index and tail, the recent key), in at most 3 round trips.
 pub async fn bytes_independent_of_history_length(ctx: Ctx) -> CaseResult {
     // Batches of 5, as a busy agent's turns would be: 2,000 batches at 10,000 items.
     let rows = bytes_per_operation(&ctx, 5).await?;
-    const SLACK: u64 = 8 * 1024;
+    // What grows with the session is bounded: the head's index (at most 2 * 32 entries per
+    // level), its tail (16 KiB), the recent key (16 KiB) and, once in 32 appends, a page.
+    const SLACK: u64 = 40 * 1024;
     let (_, small_add, small_pop, small_get) = rows[0];
     for (size, add, pop, get) in &rows[1..] {
         ensure!(
