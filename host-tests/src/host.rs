@@ -137,9 +137,14 @@ impl Host {
         Self::from_file(Path::new(COMPONENT))
     }
 
-    /// Compiles the component at `path`.
+    /// Compiles the component at `path`. With `DAPR_SESSION_PERFMAP=1` in the environment,
+    /// wasmtime writes `/tmp/perf-<pid>.map`, so `perf report` names the component's functions.
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
-        let engine = Engine::default();
+        let mut config = wasmtime::Config::new();
+        if std::env::var_os("DAPR_SESSION_PERFMAP").is_some_and(|v| v == "1") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
+        let engine = Engine::new(&config)?;
         let component = Component::from_file(&engine, path)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("loading component {}", path.display()))?;

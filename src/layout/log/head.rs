@@ -67,6 +67,10 @@ pub struct Head {
     /// session (their keys are still written; this is a cache that travels with the head).
     #[serde(rename = "n", default, skip_serializing_if = "Vec::is_empty")]
     pub tail: Vec<String>,
+    /// The batches the recent key holds, as its last writer recorded them: the oldest and
+    /// the newest (level-0 nonces), and those between them.
+    #[serde(rename = "k", default, skip_serializing_if = "Option::is_none")]
+    pub recent: Option<(String, String)>,
 }
 
 /// A page to write: its nonce and the entries it holds (oldest first).
@@ -189,6 +193,26 @@ impl Head {
             inside += 1;
         }
         level.iter().take(level.len() - inside).collect()
+    }
+
+    /// [`Head::outside_tail`], each with whether it lies in the range the recent key holds.
+    pub fn outside_tail_marked(&self) -> Vec<(&Entry, bool)> {
+        let outside = self.outside_tail();
+        let range = self.recent.as_ref().and_then(|(oldest, newest)| {
+            let to = outside.iter().position(|e| e.id() == newest)?;
+            // The oldest may have moved into a page since: then the range starts at level 0.
+            let from = outside
+                .iter()
+                .take(to)
+                .position(|e| e.id() == oldest)
+                .unwrap_or(0);
+            Some(from..=to)
+        });
+        outside
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| (e, range.as_ref().is_some_and(|r| r.contains(&i))))
+            .collect()
     }
 
     /// The newest batch, if any.
@@ -337,6 +361,37 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn marks_the_batches_the_recent_key_holds() {
+        let mut head = Head::new();
+        for b in 0..6 {
+            head.append(Entry(format!("b{b}"), 2), String::new);
+            head.push_tail(&["{}", "{}"]);
+        }
+        // Keep only the newest batch (2 items) and one item of the one before in the tail.
+        head.tail.drain(..head.tail.len() - 3);
+        let marks = |h: &Head| -> Vec<(String, bool)> {
+            h.outside_tail_marked()
+                .into_iter()
+                .map(|(e, c)| (e.id().to_string(), c))
+                .collect()
+        };
+        let none: Vec<(String, bool)> = (0..5).map(|b| (format!("b{b}"), false)).collect();
+        assert_eq!(marks(&head), none);
+        head.recent = Some(("b1".into(), "b3".into()));
+        let want = [false, true, true, true, false];
+        let got: Vec<bool> = marks(&head).into_iter().map(|(_, c)| c).collect();
+        assert_eq!(got, want);
+        // The oldest held batch moved into a page: the range starts at level 0's start.
+        head.levels[0].remove(0);
+        head.levels[0].remove(0);
+        let got: Vec<bool> = marks(&head).into_iter().map(|(_, c)| c).collect();
+        assert_eq!(got, [true, true, false]);
+        // The newest held batch is gone (popped): nothing is known to be held.
+        head.recent = Some(("b2".into(), "b9".into()));
+        assert!(marks(&head).iter().all(|(_, c)| !c));
     }
 
     #[test]

@@ -1,24 +1,30 @@
 //! The log layout (the default): append, pop and recent reads cost the same whatever the
 //! length of the history.
 //!
-//! | key                    | value                                                        |
-//! |------------------------|--------------------------------------------------------------|
-//! | `{base}:head`          | the [`Head`]: timestamps, the newest batch entries, page refs |
-//! | `{base}:i:{batch}:{n}` | item `n` of a batch: a JSON string holding the item's JSON   |
-//! | `{base}:p:{page}`      | an immutable page: a JSON array of older entries              |
+//! | key                    | value                                                          |
+//! |------------------------|----------------------------------------------------------------|
+//! | `{base}:head`          | the [`Head`]: timestamps, newest batch entries, page refs, and a copy of the newest items (the tail) |
+//! | `{base}:i:{batch}:{n}` | item `n` of a batch: a JSON string holding the item's JSON     |
+//! | `{base}:p:{page}`      | an immutable page of older entries (level-1 pages also carry copies of their batches' items) |
+//! | `{base}:r`             | the recent key: copies of the batches just outside the tail    |
 //!
-//! The head is the only key ever rewritten, always under its etag; everything else is written
-//! once under a fresh random name before the head that references it is committed. A writer
-//! that loses a race leaves nothing visible, and its retry reuses its item keys. Every commit
+//! The head is the only key rewritten under an etag; items and pages are written once under
+//! fresh random names before (or in the same transaction as) the head that references them,
+//! and the recent key is a cache whose every entry is right whoever wrote it. A writer that
+//! loses a race leaves nothing visible, and its retry reuses its item keys. Every commit
 //! records its operation id in the head, so after a timeout the next read tells whether the
 //! write landed, and a retry never applies an operation twice. On stores with transactions the
 //! item writes and the head update travel in one transaction; without, items go first and the
 //! head after.
 //!
-//! Round trips: `add-items` 2 (3 without transactions, and for a session's first write);
-//! `pop-item` 3; `get-items(limit)` 2 when the head's newest batches cover `limit`, plus one
-//! per index level otherwise. Bytes moved depend on the batch, the limit and the head (at most
-//! `2 * FANOUT` entries per level), not on the length of the history.
+//! Round trips, for an instance that has seen the head: `get-items(limit)` 1 while the tail
+//! covers `limit`, a whole read of a few hundred items 1; `add-items` and `pop-item` 2, or 1 on
+//! Redis, whose etags count writes (the instance that wrote last knows the next etag without
+//! reading the head). For an instance that
+//! has seen nothing (one per request, as serverless hosts run): `add-items` 2 (3 once per
+//! 8 items, when the recent key takes in what left the tail), `get-items()` 2, plus one per
+//! index level above the first. Bytes moved depend on the batch, the limit and the head (at
+//! most `2 * FANOUT` entries per level, a bounded tail), not on the length of the history.
 
 pub mod head;
 pub mod page;
@@ -26,6 +32,7 @@ pub mod recent;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use serde_json::value::RawValue;
 
@@ -47,6 +54,10 @@ pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024 - 64 * 1024;
 pub const MAX_ITEM_BYTES: usize = MAX_REQUEST_BYTES - 4 * 1024;
 /// Keys per bulk-get request.
 const KEYS_PER_BULK_GET: usize = 1000;
+/// Most item keys a read fetches on a guess, before it knows it needs them.
+const GUESS_ITEMS: usize = 64;
+/// Most pages a read fetches on a guess.
+const GUESS_PAGES: usize = 16;
 /// How often a read starts over because the head moved under it.
 const READ_RESTARTS: u32 = 5;
 
@@ -64,7 +75,7 @@ struct Caps {
 
 /// The last head this instance saw (read or committed), to predict the next operation.
 struct Seen {
-    head: Head,
+    head: Rc<Head>,
     /// Its etag, when known (read) or predicted (Redis, after our own commit).
     etag: Option<String>,
     at_ms: u64,
@@ -77,15 +88,16 @@ pub struct Log {
     ttl_seconds: Option<u32>,
     caps: Cell<Option<Caps>>,
     seen: RefCell<Option<Seen>>,
-    /// Immutable values (items, pages) fetched ahead, by key.
-    prefetched: RefCell<HashMap<String, Stored>>,
+    /// Immutable values (items, pages, the recent key) fetched ahead, by key; `None`: the key
+    /// was absent.
+    prefetched: RefCell<HashMap<String, Option<Stored>>>,
     /// This instance's view of the recent key.
     recent: RefCell<Recent>,
 }
 
 /// A head as read, with its etag.
 struct Current {
-    head: Head,
+    head: Rc<Head>,
     etag: Option<String>,
 }
 
@@ -208,9 +220,9 @@ impl Log {
         Ok(caps)
     }
 
-    fn remember(&self, head: &Head, etag: Option<String>) {
+    fn remember(&self, head: Rc<Head>, etag: Option<String>) {
         *self.seen.borrow_mut() = Some(Seen {
-            head: head.clone(),
+            head,
             etag,
             at_ms: clock::now_ms(),
         });
@@ -238,8 +250,32 @@ impl Log {
     /// last head seen), keeping them for [`Log::fetch`].
     async fn read_head_and(&self, ahead: &[String]) -> Result<Option<Current>> {
         let (head, values) = join2(self.read_head(), self.client_fetch(ahead)).await;
-        *self.prefetched.borrow_mut() = values.unwrap_or_default();
+        let mut values = values.unwrap_or_default();
+        *self.prefetched.borrow_mut() = ahead
+            .iter()
+            .map(|k| (k.clone(), values.remove(k)))
+            .collect();
         head
+    }
+
+    /// Fetches whichever of `keys` are not fetched ahead yet, keeping them for
+    /// [`Log::fetch`]: one request for what several later steps need.
+    async fn prefetch(&self, keys: &[String]) -> Result<()> {
+        let missing: Vec<String> = {
+            let ahead = self.prefetched.borrow();
+            keys.iter()
+                .filter(|k| !ahead.contains_key(*k))
+                .cloned()
+                .collect()
+        };
+        let mut values = self.client_fetch(&missing).await?;
+        self.prefetched
+            .borrow_mut()
+            .extend(missing.into_iter().map(|k| {
+                let v = values.remove(&k);
+                (k, v)
+            }));
+        Ok(())
     }
 
     /// The head, if the session exists. A head that does not parse is `corrupt`.
@@ -260,7 +296,8 @@ impl Log {
                 head.version
             )));
         }
-        self.remember(&head, stored.etag.clone());
+        let head = Rc::new(head);
+        self.remember(Rc::clone(&head), stored.etag.clone());
         Ok(Some(Current {
             head,
             etag: stored.etag,
@@ -286,9 +323,10 @@ impl Log {
             let mut ahead = self.prefetched.borrow_mut();
             for k in keys {
                 match ahead.remove(k) {
-                    Some(v) => {
+                    Some(Some(v)) => {
                         out.insert(k.clone(), v);
                     }
+                    Some(None) => {}
                     None => missing.push(k.clone()),
                 }
             }
@@ -431,7 +469,7 @@ impl Log {
         }
         .filter(|_| counting)
         .map(|n| n.to_string());
-        self.remember(head, next);
+        self.remember(Rc::new(head.clone()), next);
     }
 
     /// Plans and commits `edit` until it lands, then returns what the landed attempt planned.
@@ -440,12 +478,21 @@ impl Log {
     /// plans again on the new head; after an ambiguous failure (timeout, reset) the next read
     /// tells whether the attempt landed after all. An operation is never applied twice.
     async fn run<T>(&self, op: &str, mut edit: impl Edit<T>) -> Result<T> {
-        self.caps().await?;
         // First attempt without reading the head when its etag is known (no one else wrote:
         // one round trip); a wrong bet fails the etag check and falls back to a read.
         let mut bet = self
             .bet()
             .filter(|current| !edit.needs_reads(self, &current.head));
+        // An instance that has seen nothing (as in a serverless host, one per request) asks
+        // the sidecar about the store while it reads the head.
+        let mut first_read = None;
+        if self.caps.get().is_none() && bet.is_none() {
+            let (caps, read) = join2(self.caps(), self.read_head_and(&[])).await;
+            caps?;
+            first_read = Some(read?);
+        } else {
+            self.caps().await?;
+        }
         let mut backoff = Backoff::new();
         // Per attempt: what it planned to return, and the pages it wrote.
         let mut attempts: Vec<(Option<T>, Vec<String>)> = Vec::new();
@@ -453,9 +500,10 @@ impl Log {
         let mut ambiguous = false;
         loop {
             let betting = bet.is_some();
-            let current = match bet.take() {
-                Some(c) => Some(c),
-                None => {
+            let current = match (bet.take(), first_read.take()) {
+                (Some(c), _) => Some(c),
+                (None, Some(read)) => read,
+                (None, None) => {
                     let ahead = self
                         .seen
                         .borrow()
@@ -614,7 +662,7 @@ impl Log {
             if current.head.refreshed.is_some_and(|r| r >= now) {
                 return;
             }
-            let mut next = current.head.clone();
+            let mut next = Head::clone(&current.head);
             next.refreshed = Some(now);
             match self.commit(next, Some(&current), &[], Vec::new()).await {
                 Ok(_) => return,
@@ -647,9 +695,9 @@ impl Log {
                 let Some(page) = pages.get(key).and_then(|p| Page::parse(&p.data)) else {
                     return Ok(None);
                 };
-                for (i, e) in page.entries.iter().enumerate() {
-                    if let Some(items) = page.items_of(i).filter(|t| t.len() as u64 == e.items()) {
-                        copies.insert(e.id().to_string(), items.clone());
+                for (e, items) in page.entries.iter().zip(page.items) {
+                    if let Some(items) = items.filter(|t| t.len() as u64 == e.items()) {
+                        copies.insert(e.id().to_string(), items);
                     }
                 }
                 // Pages hold entries oldest first; `carry` is newest first.
@@ -666,10 +714,12 @@ impl Log {
         let limit = limit.map(u64::from);
         let mut restarts = 0;
         'read: loop {
-            // Guess the newest items from the last head seen and fetch them with the head:
-            // when nothing changed, one round trip.
+            // Guess what the read needs beyond the head from the last head seen, and fetch it
+            // with the head: when nothing changed, one round trip.
             let ahead = match (restarts, self.seen.borrow().as_ref()) {
-                (0, Some(seen)) if !tail_covers(&seen.head, limit) => vec![self.recent_key()],
+                (0, Some(seen)) if !tail_covers(&seen.head, limit) => {
+                    self.reads_for(&seen.head, limit, Some(GUESS_ITEMS))
+                }
                 _ => Vec::new(),
             };
             let current = match self.read_head_and(&ahead).await {
@@ -688,52 +738,68 @@ impl Log {
                 });
                 return Ok(newest_of(tail, n).to_vec());
             }
-            // Older items: the recent key (fetched with the head), pages' copies, item keys.
-            let recent = Recent::parse(
-                &self
-                    .fetch(&[self.recent_key()])
-                    .await?
-                    .remove(&self.recent_key())
-                    .map(|s| s.data)
-                    .unwrap_or_default(),
-            );
-            *self.recent.borrow_mut() = recent.clone();
+            // Older items: the recent key, pages' copies, item keys. What the head shows is
+            // needed at the first levels goes in one request (usually fetched with the head).
+            self.prefetch(&self.reads_for(&current.head, limit, None))
+                .await?;
+            let recent = match current.head.recent {
+                Some(_) => {
+                    let recent = Recent::parse(
+                        &self
+                            .fetch(&[self.recent_key()])
+                            .await?
+                            .remove(&self.recent_key())
+                            .map(|s| s.data)
+                            .unwrap_or_default(),
+                    );
+                    *self.recent.borrow_mut() = recent.clone();
+                    recent
+                }
+                None => Recent::default(),
+            };
             let mut want = limit.map(|l| l.min(total));
             loop {
                 let batches = self.newest_batches(&current.head, want).await?;
-                let (refs, copies) = match &batches {
-                    Some((b, copies)) => (newest_items(b, want), Some(copies)),
-                    None => (Vec::new(), None),
+                let found_batches = batches.is_some();
+                let (refs, mut copies) = match batches {
+                    Some((b, copies)) => (newest_items(&b, want), copies),
+                    None => (Vec::new(), Copies::new()),
                 };
                 // The newest of them are in the tail, older ones may be copied in pages: fetch
                 // the rest only.
                 let from_tail = tail.len().min(refs.len());
                 let older = refs.get(..refs.len() - from_tail).unwrap_or_default();
-                let copied = |(batch, i): &(String, u64)| {
-                    copies
-                        .and_then(|c| c.get(batch))
-                        .or_else(|| recent.get(batch))
-                        .and_then(|t| t.get(usize::try_from(*i).unwrap_or(usize::MAX)))
-                        .cloned()
-                };
+                let index = |i: u64| usize::try_from(i).unwrap_or(usize::MAX);
                 let keys: Vec<String> = older
                     .iter()
-                    .filter(|r| copied(r).is_none())
+                    .filter(|(b, i)| {
+                        copies
+                            .get(b)
+                            .or_else(|| recent.get(b))
+                            .and_then(|t| t.get(index(*i)))
+                            .is_none()
+                    })
                     .map(|(b, i)| self.item_key(b, *i))
                     .collect();
                 let stored = self.fetch(&keys).await?;
-                let incomplete = batches.is_none() || keys.iter().any(|k| !stored.contains_key(k));
+                let incomplete = !found_batches || keys.iter().any(|k| !stored.contains_key(k));
                 if incomplete && restarts < READ_RESTARTS && self.moved(Some(&current)).await? {
                     // A concurrent pop or clear removed what this head referenced.
                     restarts += 1;
                     continue 'read;
                 }
+                // Each item is taken once: out of the pages' copies, else copied from the
+                // recent key, else decoded from its key.
                 let items: Vec<String> = older
                     .iter()
-                    .filter_map(|r| {
-                        copied(r).or_else(|| {
+                    .filter_map(|(b, i)| {
+                        let copy = match copies.get_mut(b) {
+                            Some(t) => t.get_mut(index(*i)).map(std::mem::take),
+                            None => recent.get(b).and_then(|t| t.get(index(*i))).cloned(),
+                        };
+                        copy.or_else(|| {
                             stored
-                                .get(&self.item_key(&r.0, r.1))
+                                .get(&self.item_key(b, *i))
                                 .and_then(|s| decode_item(&s.data))
                         })
                     })
@@ -742,7 +808,7 @@ impl Log {
                 let found = items.len() as u64;
                 match (limit, want) {
                     // Unreadable items were skipped: look further back while there is more.
-                    (Some(l), Some(w)) if found < l && w < total && batches.is_some() => {
+                    (Some(l), Some(w)) if found < l && w < total && found_batches => {
                         want = Some((w + (l - found)).min(total));
                     }
                     _ => {
@@ -755,6 +821,42 @@ impl Log {
                 }
             }
         }
+    }
+
+    /// The keys beyond `head` a read of the newest `limit` items (all, if `None`) needs, as
+    /// far as `head` shows them: the recent key, the items of level-0 batches outside the tail
+    /// that the head does not record in the recent key, and level-1 pages. A guess (`cap`:
+    /// made before the head is read) fetches at most `cap` item keys, so it costs little when
+    /// wrong.
+    fn reads_for(&self, head: &Head, limit: Option<u64>, cap: Option<usize>) -> Vec<String> {
+        let want = limit.map(|l| l.min(head.len()));
+        let selected = select_newest(&head.levels, want);
+        let mut keys = Vec::new();
+        if head.recent.is_some() {
+            keys.push(self.recent_key());
+        }
+        let uncovered: Vec<&str> = head
+            .outside_tail_marked()
+            .into_iter()
+            .filter(|(e, covered)| !covered || e.items() > COPY_BATCH_ITEMS)
+            .map(|(e, _)| e.id())
+            .collect();
+        let cap = cap.unwrap_or(usize::MAX);
+        let items: Vec<String> = selected
+            .first()
+            .into_iter()
+            .flatten()
+            .filter(|e| uncovered.contains(&e.id()))
+            .flat_map(|e| (0..e.items()).map(|i| self.item_key(e.id(), i)))
+            .take(cap.saturating_add(1))
+            .collect();
+        if items.len() <= cap {
+            keys.extend(items);
+        }
+        if let Some(pages) = selected.get(1).filter(|p| p.len() <= GUESS_PAGES) {
+            keys.extend(pages.iter().map(|e| self.page_key(e.id())));
+        }
+        keys
     }
 
     /// See [`super::Layout::add_items`].
@@ -821,15 +923,26 @@ impl Log {
         })
     }
 
-    /// Level-0 batches of `head` outside its tail whose items the recent key (as this
-    /// instance knows it) lacks.
-    fn missing_from_recent(&self, head: &Head) -> Vec<Entry> {
-        let recent = self.recent.borrow();
-        head.outside_tail()
+    /// Level-0 batches of `head` outside its tail that the head does not record in the
+    /// recent key (and small enough for it), once they hold [`REFRESH_ITEMS`] items: then the
+    /// key is rewritten to take them in.
+    fn due_for_recent(head: &Head) -> Vec<Entry> {
+        let missing: Vec<Entry> = head
+            .outside_tail_marked()
             .into_iter()
-            .filter(|e| e.items() <= COPY_BATCH_ITEMS && recent.get(e.id()).is_none())
-            .cloned()
-            .collect()
+            .filter(|(e, covered)| !covered && e.items() <= COPY_BATCH_ITEMS)
+            .map(|(e, _)| e.clone())
+            .collect();
+        if missing.iter().map(Entry::items).sum::<u64>() >= REFRESH_ITEMS {
+            missing
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Whether this instance's copy of the recent key is the one `head` records.
+    fn knows_recent(&self, head: &Head) -> bool {
+        head.recent.is_none() || self.recent.borrow().coverage() == head.recent
     }
 
     /// The item keys a page of `batches` copies.
@@ -957,17 +1070,23 @@ struct Add<'a> {
 
 impl Edit<()> for Add<'_> {
     async fn plan(&mut self, log: &Log, current: Option<&Current>, tag: &str) -> Result<Step<()>> {
-        let mut head = current.map_or_else(Head::new, |c| c.head.clone());
+        let mut head = current.map_or_else(Head::new, |c| Head::clone(&c.head));
         let trash = std::mem::take(&mut head.trash);
         let pages = head.append(Entry(self.batch.to_string(), self.count), nonce::new);
         head.push_tail(self.texts);
         head.record_op(tag);
         head.touch(clock::now_ms());
         let mut values: Vec<Value> = self.items.clone();
-        // Batches that left the tail are copied into the recent key, a few at a time.
-        let missing = log.missing_from_recent(&head);
-        if missing.iter().map(|e| e.items()).sum::<u64>() >= REFRESH_ITEMS {
-            let stored = log.fetch(&log.copy_keys(&missing)).await?;
+        // Batches that left the tail are copied into the recent key, a few at a time; the
+        // head records which batches the key then holds.
+        let missing = Log::due_for_recent(&head);
+        if !missing.is_empty() {
+            let mut keys = log.copy_keys(&missing);
+            let known = log.knows_recent(&head);
+            if !known {
+                keys.push(log.recent_key());
+            }
+            let mut stored = log.fetch(&keys).await?;
             let more: Vec<(String, Vec<String>)> = missing
                 .iter()
                 .filter_map(|b| {
@@ -981,8 +1100,17 @@ impl Edit<()> for Add<'_> {
                     items.map(|i| (b.id().to_string(), i))
                 })
                 .collect();
+            let old = if known {
+                log.recent.borrow().clone()
+            } else {
+                stored
+                    .remove(&log.recent_key())
+                    .map(|s| Recent::parse(&s.data))
+                    .unwrap_or_default()
+            };
             let outside: Vec<&str> = head.outside_tail().iter().map(|e| e.id()).collect();
-            let recent = log.recent.borrow().rebuilt(&outside, &more);
+            let recent = old.rebuilt(&outside, &more);
+            head.recent = recent.coverage();
             values.push((log.recent_key(), to_raw(&recent)?));
             *log.recent.borrow_mut() = recent;
         }
@@ -1012,8 +1140,8 @@ impl Edit<()> for Add<'_> {
         self.items.iter().map(|(k, _)| k.clone()).collect()
     }
 
-    fn needs_reads(&self, log: &Log, seen: &Head) -> bool {
-        spill_is_due(seen) || !self.ahead_recent_with(log, seen).is_empty()
+    fn needs_reads(&self, _log: &Log, seen: &Head) -> bool {
+        spill_is_due(seen) || !Log::due_for_recent(&self.appended_to(seen)).is_empty()
     }
 
     fn ahead(&self, log: &Log, seen: &Head) -> Vec<String> {
@@ -1026,24 +1154,25 @@ impl Edit<()> for Add<'_> {
                 .unwrap_or_default();
             keys = log.copy_keys(&oldest);
         }
-        keys.extend(log.copy_keys(&self.ahead_recent_with(log, seen)));
+        let next = self.appended_to(seen);
+        let due = Log::due_for_recent(&next);
+        if !due.is_empty() {
+            keys.extend(log.copy_keys(&due));
+            if !log.knows_recent(&next) {
+                keys.push(log.recent_key());
+            }
+        }
         keys
     }
 }
 
 impl Add<'_> {
-    /// The batches the recent key will take in after this append on `seen`: those outside the
-    /// tail that the instance's view of the key lacks, once they are enough to be worth it.
-    fn ahead_recent_with(&self, log: &Log, seen: &Head) -> Vec<Entry> {
+    /// `seen` with this batch appended (pages unnamed), to foresee what planning will need.
+    fn appended_to(&self, seen: &Head) -> Head {
         let mut next = seen.clone();
         next.append(Entry(self.batch.to_string(), self.count), String::new);
         next.push_tail(self.texts);
-        let missing = log.missing_from_recent(&next);
-        if missing.iter().map(|e| e.items()).sum::<u64>() >= REFRESH_ITEMS {
-            missing
-        } else {
-            Vec::new()
-        }
+        next
     }
 }
 
@@ -1093,7 +1222,7 @@ impl Edit<Popped> for Pop {
         let Some(current) = current else {
             return Ok(Step::Done(Popped::Empty));
         };
-        let mut head = current.head.clone();
+        let mut head = Head::clone(&current.head);
         let trash = std::mem::take(&mut head.trash);
         // Level 0 is empty under deeper levels only if an earlier pull-back was lost.
         while head.levels.first().is_none_or(Vec::is_empty) && head.levels.len() > 1 {
@@ -1169,7 +1298,7 @@ impl Edit<Option<Head>> for Clear {
             values: Vec::new(),
             fresh_pages: Vec::new(),
             trash: Vec::new(),
-            result: Some(current.head.clone()),
+            result: Some(Head::clone(&current.head)),
         })))
     }
 }

@@ -35,6 +35,11 @@ impl Recent {
             .map(|(_, items)| items)
     }
 
+    /// The oldest and the newest batch held, for the head to record.
+    pub fn coverage(&self) -> Option<(String, String)> {
+        Some((self.0.first()?.0.clone(), self.0.last()?.0.clone()))
+    }
+
     /// A cache of the batches `wanted` (oldest first), taking their items from this cache or
     /// from `more`, dropping the oldest past the byte budget.
     pub fn rebuilt(&self, wanted: &[&str], more: &[(String, Vec<String>)]) -> Recent {

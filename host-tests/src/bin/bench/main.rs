@@ -24,13 +24,15 @@
 mod python;
 mod report;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use dapr_session_host_tests::client::DaprHttp;
 use dapr_session_host_tests::daprd::{ComponentSpec, DAPR_VERSION, Daprd, DaprdOptions};
 use dapr_session_host_tests::host::{
-    COMPONENT, Config, Hooks, Host, Instance, InstanceOptions, Layout, Pool, SessionHandle, config,
+    BeforeSend, COMPONENT, Config, Exchange, Hooks, Host, Instance, InstanceOptions, Layout, Pool,
+    SessionHandle, Synthetic, config,
 };
 use dapr_session_host_tests::redis::RedisServer;
 use serde_json::{Value, json};
@@ -87,6 +89,33 @@ fn turn(i: usize) -> Vec<String> {
             ),
         ),
     ]
+}
+
+/// The order of the five measured blocks (log, compat, Python, floor, log without a pool),
+/// shuffled afresh every iteration so that no block always follows the same one.
+struct Shuffle(u64);
+
+impl Shuffle {
+    fn new(seed: u64) -> Self {
+        Shuffle(seed | 1)
+    }
+
+    /// xorshift64*
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn next_permutation(&mut self) -> [usize; 5] {
+        let mut p = [0, 1, 2, 3, 4];
+        for i in (1..p.len()).rev() {
+            let j = (self.next() % (i as u64 + 1)) as usize;
+            p.swap(i, j);
+        }
+        p
+    }
 }
 
 /// Resident memory of this process, in bytes.
@@ -229,9 +258,11 @@ async fn main() -> anyhow::Result<()> {
         &json!([{"key": "bench-floor", "value": {"role": "user", "content": "x"}}]),
     )?;
     let run = std::process::id();
+    let mut order = Shuffle::new(u64::from(run));
     let mut rows = Vec::new();
     let mut floor_get = Samples::default();
     let mut floor_post = Samples::default();
+    let mut head_bytes = std::collections::BTreeMap::new();
     for &length in &args.lengths {
         eprintln!("length {length}: filling the sessions");
         let mut inst = host.instance_with(pooled()).await?;
@@ -280,14 +311,20 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("length {length}: {iterations} interleaved iterations");
         for i in 0..iterations + 5 {
             let warm = i < 5;
-            for k in 0..5 {
-                match (i + k) % 5 {
+            for block in order.next_permutation() {
+                match block {
                     0 | 1 | 4 => {
-                        let (name, ours) = match (i + k) % 5 {
+                        let (name, ours) = match block {
                             0 => ("log", &mut log),
                             1 => ("compat", &mut compat),
                             _ => ("log, no pool", &mut unpooled),
                         };
+                        // Untimed: the first request after another system's block pays for
+                        // the switch (threads waking); every block starts with one.
+                        ours.inst
+                            .get_items(ours.session, Some(1))
+                            .await
+                            .map_err(|e| anyhow::anyhow!("{e}"))?;
                         for op in ["add", "pop", "get20", "getall"] {
                             let us = ours.op(op, i).await?;
                             if !warm {
@@ -301,6 +338,7 @@ async fn main() -> anyhow::Result<()> {
                             .iter()
                             .map(|t| serde_json::from_str(t).unwrap())
                             .collect();
+                        py.op(&py_session, "get", json!({"limit": 1}))?;
                         for (op, extra) in [
                             ("add", json!({"items": items})),
                             ("pop", json!({})),
@@ -316,10 +354,19 @@ async fn main() -> anyhow::Result<()> {
                         py.op(&py_session, "pop", json!({}))?;
                     }
                     _ => {
+                        raw.get(STORE, "bench-floor").await?;
                         let (g, us) = timed(raw.get(STORE, "bench-floor")).await;
                         g?;
                         if !warm {
                             floor_get.push(us);
+                        }
+                        // What one round trip moving the log layout's head costs at this length.
+                        let head_key = format!("log-{length}-{run}:head");
+                        let (g, us) = timed(raw.get(STORE, &head_key)).await;
+                        let head = g?;
+                        if !warm {
+                            samples.entry(("head GET", "get20")).or_default().push(us);
+                            head_bytes.insert(length, head.body.len());
                         }
                         let (p, us) = timed(raw.send(
                             http::Method::POST,
@@ -334,6 +381,38 @@ async fn main() -> anyhow::Result<()> {
                         }
                     }
                 }
+            }
+        }
+        // The component's and wasmtime's own share: the same get-items(limit=20) with the
+        // host answering the head's GET itself, no sidecar and no network.
+        let head_key = format!("log-{length}-{run}:head");
+        let head = String::from_utf8(raw.get(STORE, &head_key).await?.body.to_vec())?;
+        let answer: BeforeSend = Arc::new(move |e: &Exchange| {
+            let hit = e.method == "GET" && e.uri.contains("%3Ahead");
+            let body = head.clone();
+            Box::pin(async move { hit.then_some(Synthetic { status: 200, body }) })
+        });
+        let mut inst = host
+            .instance_with(InstanceOptions {
+                hooks: Hooks {
+                    before_send: Some(answer),
+                    pool: Some(pool.clone()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            })
+            .await?;
+        let session = inst
+            .open(&format!("log-{length}-{run}"), &cfg(&endpoint, Layout::Log))
+            .await?;
+        let mut local = Ours { inst, session };
+        for i in 0..iterations * 5 {
+            let us = local.op("get20", i).await?;
+            if i >= 20 {
+                samples
+                    .entry(("host-answered", "get20"))
+                    .or_default()
+                    .push(us);
             }
         }
         for ((system, op), s) in samples {
@@ -391,6 +470,7 @@ async fn main() -> anyhow::Result<()> {
         throughput,
         iterations: args.iterations,
         lengths: args.lengths.clone(),
+        head_bytes,
     };
     let markdown = report.markdown(&report::environment(&redis_version(), &python)?);
     println!("{markdown}");

@@ -76,6 +76,8 @@ pub struct Report {
     pub throughput: Vec<Throughput>,
     pub iterations: usize,
     pub lengths: Vec<usize>,
+    /// Size of the `log` session's head at each length.
+    pub head_bytes: std::collections::BTreeMap<usize, usize>,
 }
 
 fn ms(us: f64) -> String {
@@ -219,6 +221,35 @@ impl Report {
                 );
             }
             let _ = writeln!(m);
+            if op == "get20" {
+                let _ = writeln!(
+                    m,
+                    "`get-items(limit=20)` on the `log` layout is one `GET` of the session's head, whose \
+                     tail holds the newest items. The same `GET` from the native client, for comparison:\n"
+                );
+                let _ = writeln!(
+                    m,
+                    "| items | head bytes | raw `GET` of the head | log | log × raw head `GET` | log, head answered by the host |\n|---:|---:|---:|---:|---:|---:|"
+                );
+                for &length in &self.lengths {
+                    let raw = self.median(length, "head GET", op);
+                    let log = self.median(length, "log", op);
+                    let _ = writeln!(
+                        m,
+                        "| {length} | {} | {} | {} | {} | {} |",
+                        self.head_bytes.get(&length).copied().unwrap_or(0),
+                        raw.map_or("-".into(), ms),
+                        log.map_or("-".into(), ms),
+                        match (log, raw) {
+                            (Some(l), Some(r)) if r > 0.0 => format!("{:.1}×", l / r),
+                            _ => "-".into(),
+                        },
+                        self.median(length, "host-answered", op)
+                            .map_or("-".into(), ms),
+                    );
+                }
+                let _ = writeln!(m);
+            }
         }
         let _ = writeln!(
             m,

@@ -82,6 +82,7 @@ pub static ALL: &[Case] = &[
     // The log layout: scale, concurrency, TTL.
     case!(scale::log_layout_keys, log),
     case!(scale::round_trips_per_operation, log),
+    case!(scale::fresh_instance_per_operation, log),
     case!(scale::works_without_transactions, log, skip
         Kind::DaprdRedis => "runs its own non-transactional test server",
         Kind::DaprdSqlite => "runs its own non-transactional test server"),
