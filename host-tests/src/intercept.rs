@@ -130,18 +130,31 @@ pub type BeforeSend = Arc<dyn Fn(&Exchange) -> HookFuture + Send + Sync>;
 /// A keep-alive HTTP/1 connection pool for outgoing requests, shared by instances, as hosts
 /// such as Spin and wasmCloud keep one. Without it, wasmtime opens a connection per request.
 #[derive(Clone)]
-pub struct Pool(Client<HttpConnector, WasiBody>);
+pub struct Pool {
+    client: Client<HttpConnector, WasiBody>,
+    requests: Arc<std::sync::atomic::AtomicU64>,
+}
 
 impl Pool {
     /// A new, empty pool.
     pub fn new() -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        Pool(Client::builder(TokioExecutor::new()).build(connector))
+        Pool {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            requests: Arc::default(),
+        }
+    }
+
+    /// Requests sent through the pool so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn send(&self, request: http::Request<WasiBody>) -> SendResult {
-        let res = self.0.request(request).await.map_err(|e| {
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let res = self.client.request(request).await.map_err(|e| {
             if e.is_connect() {
                 wasmtime_wasi_http::Error::ConnectionRefused
             } else {

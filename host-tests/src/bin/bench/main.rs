@@ -91,7 +91,8 @@ fn turn(i: usize) -> Vec<String> {
     ]
 }
 
-/// The order of the five measured blocks (log, compat, Python, floor, log without a pool),
+/// The order of the measured blocks (log, compat, Python, floor, log without a pool, log in
+/// a fresh instance per operation),
 /// shuffled afresh every iteration so that no block always follows the same one.
 struct Shuffle(u64);
 
@@ -108,8 +109,8 @@ impl Shuffle {
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    fn next_permutation(&mut self) -> [usize; 5] {
-        let mut p = [0, 1, 2, 3, 4];
+    fn next_permutation(&mut self) -> [usize; 6] {
+        let mut p = [0, 1, 2, 3, 4, 5];
         for i in (1..p.len()).rev() {
             let j = (self.next() % (i as u64 + 1)) as usize;
             p.swap(i, j);
@@ -176,6 +177,12 @@ impl Ours {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
+    // On a worker thread, as a server's request handler runs, not on the thread blocked in
+    // `main`: every answer would otherwise wake another thread.
+    tokio::spawn(bench()).await?
+}
+
+async fn bench() -> anyhow::Result<()> {
     let args = args()?;
     eprintln!("starting redis-server and daprd v{DAPR_VERSION}");
     let redis = RedisServer::start().await?;
@@ -285,6 +292,16 @@ async fn main() -> anyhow::Result<()> {
         for i in 0..length / 2 {
             log.inst.add_items(log.session, &turn(i)).await?;
         }
+        // Serverless hosts (Spin, wasmCloud) instantiate per request: every operation in an
+        // instance of its own, timed from instantiation to the answer.
+        let fresh_id = format!("log-fresh-{length}-{run}");
+        {
+            let mut inst = host.instance_with(pooled()).await?;
+            let s = inst.open(&fresh_id, &cfg(&endpoint, Layout::Log)).await?;
+            for i in 0..length / 2 {
+                inst.add_items(s, &turn(i)).await?;
+            }
+        }
         let mut inst = host.instance_with(pooled()).await?;
         let session = inst
             .open(
@@ -332,6 +349,31 @@ async fn main() -> anyhow::Result<()> {
                             }
                         }
                         ours.op("pop", i).await?;
+                    }
+                    5 => {
+                        // (operation, timed): the first is the block's warm-up, the last
+                        // restores the length.
+                        for (op, timed) in [
+                            ("get20", false),
+                            ("add", true),
+                            ("pop", true),
+                            ("get20", true),
+                            ("getall", true),
+                            ("pop", false),
+                        ] {
+                            let t = Instant::now();
+                            let mut inst = host.instance_with(pooled()).await?;
+                            let session =
+                                inst.open(&fresh_id, &cfg(&endpoint, Layout::Log)).await?;
+                            Ours { inst, session }.op(op, i).await?;
+                            let us = t.elapsed().as_secs_f64() * 1e6;
+                            if timed && !warm {
+                                samples
+                                    .entry(("log, fresh instance", op))
+                                    .or_default()
+                                    .push(us);
+                            }
+                        }
                     }
                     2 => {
                         let items: Vec<Value> = turn(i)
@@ -450,6 +492,7 @@ async fn main() -> anyhow::Result<()> {
             }));
         }
         let started = Instant::now();
+        let sent = pool.requests();
         let mut turns = 0;
         for t in tasks {
             turns += t.await??;
@@ -457,6 +500,7 @@ async fn main() -> anyhow::Result<()> {
         throughput.push(Throughput {
             sessions: n,
             turns,
+            requests: pool.requests() - sent,
             elapsed: started.elapsed(),
         });
     }
