@@ -1,5 +1,6 @@
-//! Builds the session component for `wasm32-wasip2` (adding the target with rustup if it is
-//! missing) and tells the crate where the `.wasm` is (`DAPR_SESSION_WASM`).
+//! Builds the session component and the example HTTP service that imports it for
+//! `wasm32-wasip2` (adding the target with rustup if it is missing), and tells the crate where
+//! the `.wasm` files are (`DAPR_SESSION_WASM`, `DAPR_SESSION_HTTP_SERVICE_WASM`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -9,7 +10,15 @@ fn main() {
     let root = manifest_dir.parent().map(PathBuf::from).unwrap_or_default();
     // Relative to this package: a target dir shared by several checkouts (CI caches it) must
     // rebuild for the checkout at hand, not watch the one that built first.
-    for watched in ["../src", "../wit", "../Cargo.toml", "../Cargo.lock"] {
+    for watched in [
+        "../src",
+        "../wit",
+        "../Cargo.toml",
+        "../Cargo.lock",
+        "../examples/http-service/src",
+        "../examples/http-service/wit",
+        "../examples/http-service/Cargo.toml",
+    ] {
         println!("cargo:rerun-if-changed={watched}");
     }
 
@@ -27,6 +36,8 @@ fn main() {
             "wasm32-wasip2",
             "--package",
             "dapr-session",
+            "--package",
+            "dapr-session-http-service",
         ])
         .env("CARGO_TARGET_DIR", &target_dir)
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
@@ -41,8 +52,14 @@ fn main() {
         Ok(s) => fail(&format!("building the component failed ({s})")),
         Err(e) => fail(&format!("could not run cargo to build the component: {e}")),
     }
-    let wasm = target_dir.join("wasm32-wasip2/release/dapr_session.wasm");
+    let release = target_dir.join("wasm32-wasip2/release");
+    let wasm = release.join("dapr_session.wasm");
     println!("cargo:rustc-env=DAPR_SESSION_WASM={}", wasm.display());
+    let service = release.join("dapr_session_http_service.wasm");
+    println!(
+        "cargo:rustc-env=DAPR_SESSION_HTTP_SERVICE_WASM={}",
+        service.display()
+    );
 }
 
 /// `rustup target add wasm32-wasip2` for the toolchain in use, if rustup is there.

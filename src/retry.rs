@@ -40,8 +40,10 @@ impl Backoff {
     pub async fn pause(&self) {
         let exp = self.attempts.saturating_sub(1).min(16);
         let delay = BASE_DELAY.saturating_mul(1 << exp).min(MAX_DELAY);
+        // `wasi:random/random`, which every `wasi:http` proxy host has (`insecure` is not in
+        // the proxy world).
         let mut seed = [0u8; 8];
-        wstd::rand::get_insecure_random_bytes(&mut seed);
+        wstd::rand::get_random_bytes(&mut seed);
         let share = u64::from_le_bytes(seed) as f64 / u64::MAX as f64;
         wstd::task::sleep(delay.mul_f64(share).into()).await;
     }

@@ -31,6 +31,8 @@ pub use bindings::exports::agentmem::session::session::{
 
 /// The path of the component the build script compiled.
 pub const COMPONENT: &str = env!("DAPR_SESSION_WASM");
+/// The path of the example HTTP service (imports `session`, exports `wasi:http/incoming-handler`).
+pub const HTTP_SERVICE: &str = env!("DAPR_SESSION_HTTP_SERVICE_WASM");
 
 /// What a store of the host holds: WASI and wasi-http state.
 pub struct HostState {
@@ -96,14 +98,21 @@ pub struct InstanceOptions {
     pub hooks: Hooks,
 }
 
-/// Fails if a source of the component (under the workspace's `src/` and `wit/`) is newer than
-/// the built `wasm`: tests must never run an old build. Skipped where the sources are absent.
-fn check_fresh(wasm: &Path) -> anyhow::Result<()> {
+/// Fails if a source of the components (the workspace's `src/` and `wit/`, the example
+/// service's) is newer than the built `wasm`: tests must never run an old build. Skipped where
+/// the sources are absent.
+pub fn check_fresh(wasm: &Path) -> anyhow::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let built = std::fs::metadata(wasm)
         .and_then(|m| m.modified())
         .with_context(|| format!("component {}", wasm.display()))?;
-    let mut stack = vec![root.join("src"), root.join("wit")];
+    let service = root.join("examples").join("http-service");
+    let mut stack = vec![
+        root.join("src"),
+        root.join("wit"),
+        service.join("src"),
+        service.join("wit"),
+    ];
     while let Some(path) = stack.pop() {
         let Ok(meta) = std::fs::metadata(&path) else {
             continue;

@@ -229,6 +229,9 @@ impl WasiHttpHooks for Hooks {
             return Box::new(forward(self.pool.clone(), request, options));
         }
         let hooks = self.clone();
+        // When the guest issued the request, not when the host got round to sending it:
+        // requests the guest issues together count as one round trip whatever the scheduling.
+        let started = std::time::Instant::now();
         Box::new(async move {
             let (parts, body) = request.into_parts();
             let body = body.collect().await?.to_bytes();
@@ -248,7 +251,7 @@ impl WasiHttpHooks for Hooks {
                 body: body.clone(),
                 status: 0,
                 response_bytes: 0,
-                started: std::time::Instant::now(),
+                started,
                 finished: std::time::Instant::now(),
             };
             if let Some(hook) = &hooks.before_send
