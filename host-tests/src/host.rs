@@ -61,6 +61,27 @@ impl WasiHttpView for HostState {
     }
 }
 
+impl HostState {
+    /// The state of a new store: stderr inherited, the environment, clock and hooks of
+    /// `options`.
+    pub fn new(options: InstanceOptions) -> Self {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.inherit_stderr();
+        for (k, v) in &options.env {
+            wasi.env(k, v);
+        }
+        if let Some(clock) = options.clock {
+            wasi.wall_clock(clock);
+        }
+        HostState {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks: options.hooks,
+        }
+    }
+}
+
 /// A wall clock tests can set, so timestamps are exact without sleeping.
 #[derive(Debug, Clone, Default)]
 pub struct ManualClock(Arc<AtomicU64>);
@@ -181,21 +202,7 @@ impl Host {
 
     /// A new instance set up by `options`.
     pub async fn instance_with(&self, options: InstanceOptions) -> anyhow::Result<Instance> {
-        let mut wasi = WasiCtxBuilder::new();
-        wasi.inherit_stderr();
-        for (k, v) in &options.env {
-            wasi.env(k, v);
-        }
-        if let Some(clock) = options.clock {
-            wasi.wall_clock(clock);
-        }
-        let state = HostState {
-            wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
-            hooks: options.hooks,
-        };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(&self.engine, HostState::new(options));
         let api = self.pre.instantiate_async(&mut store).await?;
         Ok(Instance { store, api })
     }

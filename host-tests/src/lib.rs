@@ -12,6 +12,7 @@
 //! The suites live in `tests/`.
 
 pub mod client;
+pub mod compose;
 pub mod dapr_server;
 pub mod daprd;
 pub mod host;
@@ -19,3 +20,4 @@ pub mod intercept;
 pub mod process;
 pub mod python;
 pub mod redis;
+pub mod serve;
