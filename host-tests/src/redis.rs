@@ -1,7 +1,7 @@
 //! A `redis-server` from Debian on a free loopback port, and a minimal RESP client to look
 //! at (and tamper with) what daprd stored in it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -58,50 +58,56 @@ pub fn which(program: &str) -> Option<PathBuf> {
 #[derive(Debug)]
 pub struct RedisServer {
     port: u16,
+    persistent: bool,
     process: Process,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl RedisServer {
     /// Starts redis-server on a free loopback port, no persistence, and waits for PING.
     pub async fn start() -> anyhow::Result<Self> {
-        let bin = ensure_redis_server()?;
+        Self::start_with(false).await
+    }
+
+    /// Starts redis-server with an append-only file synced on every write, so a stop and
+    /// [`restart`](Self::restart) keeps every acknowledged write.
+    pub async fn start_persistent() -> anyhow::Result<Self> {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(persistent: bool) -> anyhow::Result<Self> {
         let dir = TempDir::new("redis")?;
         let port = free_port()?;
-        let mut cmd = Command::new(bin);
-        cmd.args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "no",
-            "--protected-mode",
-            "yes",
-        ])
-        .arg("--dir")
-        .arg(dir.path());
-        let process = Process::spawn("redis-server", cmd, &dir.path().join("redis.log"))?;
+        let process = spawn(port, persistent, dir.path())?;
         let server = RedisServer {
             port,
+            persistent,
             process,
-            _dir: dir,
+            dir,
         };
+        server.wait_ready().await?;
+        Ok(server)
+    }
+
+    async fn wait_ready(&self) -> anyhow::Result<()> {
         let ready = wait_until(Duration::from_secs(15), || async {
-            server.client().await.ok().is_some()
+            self.client().await.ok().is_some()
         })
         .await;
         if !ready {
             bail!(
                 "redis-server did not answer PING:\n{}",
-                server.process.log_tail(20)
+                self.process.log_tail(20)
             );
         }
-        Ok(server)
+        Ok(())
+    }
+
+    /// Starts it again (after [`stop`](Self::stop)) on the same port and directory.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.process.stop(Duration::from_secs(5))?;
+        self.process = spawn(self.port, self.persistent, self.dir.path())?;
+        self.wait_ready().await
     }
 
     /// `host:port` for daprd's `redisHost`.
@@ -235,4 +241,26 @@ impl Resp {
             other => bail!("HSET: {other:?}"),
         }
     }
+}
+
+fn spawn(port: u16, persistent: bool, dir: &Path) -> anyhow::Result<Process> {
+    let bin = ensure_redis_server()?;
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+    ])
+    .args(if persistent {
+        ["--appendonly", "yes", "--appendfsync", "always"]
+    } else {
+        ["--appendonly", "no", "--appendfsync", "everysec"]
+    })
+    .args(["--daemonize", "no", "--protected-mode", "yes"])
+    .arg("--dir")
+    .arg(dir);
+    Process::spawn("redis-server", cmd, &dir.join("redis.log"))
 }

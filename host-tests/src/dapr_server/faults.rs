@@ -31,7 +31,8 @@ pub enum Action {
     Status(u16, &'static str),
     /// Answer `409 ERR_STATE_SAVE` (an etag mismatch) without applying the request.
     Conflict,
-    /// Wait this long, then handle the request normally.
+    /// Wait this long, then handle the request normally (applied even if the client has
+    /// given up by then, as a sidecar may).
     Delay(Duration),
     /// Never answer (the client's timeout must fire).
     Hang,
@@ -50,6 +51,8 @@ pub struct Fault {
     pub route: Option<Route>,
     /// Substring the request path or body must contain.
     pub contains: Option<String>,
+    /// How many matching requests it lets through, untouched, before it applies.
+    pub skip: u32,
     /// How many matching requests it affects.
     pub times: u32,
     /// What it does.
@@ -62,9 +65,24 @@ impl Fault {
         Fault {
             route: Some(route),
             contains: None,
+            skip: 0,
             times: 1,
             action,
         }
+    }
+
+    /// A fault on every request, whatever its route, once.
+    pub fn any(action: Action) -> Self {
+        Fault {
+            route: None,
+            ..Fault::on(Route::Other, action)
+        }
+    }
+
+    /// Lets the first `n` matching requests through before it applies.
+    pub fn after(mut self, n: u32) -> Self {
+        self.skip = n;
+        self
     }
 
     /// Applies to this many requests.
@@ -117,6 +135,10 @@ impl Faults {
                 })
         })?;
         let rule = rules.get_mut(index)?;
+        if rule.skip > 0 {
+            rule.skip -= 1;
+            return None;
+        }
         let action = rule.action.clone();
         rule.times = rule.times.saturating_sub(1);
         if rule.times == 0 {

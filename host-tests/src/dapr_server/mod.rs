@@ -256,7 +256,24 @@ async fn serve(
     let fault = shared.faults.take(route, &path, &body);
     let mut after_apply = None;
     match fault {
-        Some(Action::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Action::Delay(d)) => {
+            // A sidecar does not take back a write because its client gave up: the delayed
+            // request is applied in a task of its own, even if the connection is gone by then.
+            let request = Owned {
+                headers: parts.headers,
+                query,
+                body,
+                route,
+                params,
+            };
+            let task = tokio::spawn(async move {
+                tokio::time::sleep(d).await;
+                apply(&shared, &request, log, None)
+            });
+            return task
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+        }
         Some(Action::Hang) => {
             shared.stats.record(log, 0);
             return std::future::pending().await;
@@ -284,15 +301,40 @@ async fn serve(
         Some(other @ (Action::ResetAfterApply | Action::TruncateBody)) => after_apply = Some(other),
         None => {}
     }
-
-    let incoming = api::Incoming {
-        query: query.as_deref(),
-        headers: &parts.headers,
-        body: &body,
+    let request = Owned {
+        headers: parts.headers,
+        query,
+        body,
+        route,
+        params,
     };
-    let answer = api::handle(&shared, &incoming, route, &params);
+    apply(&shared, &request, log, after_apply)
+}
+
+/// A request's parts, owned, so it can be applied in a task of its own.
+struct Owned {
+    headers: http::HeaderMap,
+    query: Option<String>,
+    body: Bytes,
+    route: Route,
+    params: Vec<String>,
+}
+
+/// Applies a request to the stores and answers it (or fails it after applying, as `fault` says).
+fn apply(
+    shared: &Shared,
+    request: &Owned,
+    mut log: Logged,
+    fault: Option<Action>,
+) -> Result<Response<Body>, std::io::Error> {
+    let incoming = api::Incoming {
+        query: request.query.as_deref(),
+        headers: &request.headers,
+        body: &request.body,
+    };
+    let answer = api::handle(shared, &incoming, request.route, &request.params);
     log.status = answer.status.as_u16();
-    match after_apply {
+    match fault {
         Some(Action::ResetAfterApply) => {
             log.status = 0;
             shared.stats.record(log, 0);

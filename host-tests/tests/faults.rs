@@ -1,0 +1,462 @@
+//! Injected faults: every operation of both layouts, with each kind of fault on each request it
+//! makes in turn (500, 503, a hang, a reset before and after the write is applied, a truncated
+//! body, a slow answer within and beyond the timeout), then 409 bursts and storms. Each trial
+//! checks that the call succeeds or returns a typed error within its timeout, that a success
+//! means the write is stored exactly once, that a failure left the session as it was (or, when
+//! the fault hid a write that was applied, applied exactly once), and that the session works
+//! afterwards. `FAULTS_REPORT=1` prints the outcome table used in RELIABILITY.md.
+
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dapr_session_host_tests::dapr_server::faults::{Action, Fault, Route};
+use dapr_session_host_tests::dapr_server::{DaprServer, ServerConfig, StoreConfig};
+use dapr_session_host_tests::host::{
+    CallError, CallResult, Config, Host, Instance, Layout, SessionError, SessionHandle, config,
+};
+use serde_json::json;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+/// Per-request timeout of the instance under test.
+const TIMEOUT_MS: u32 = 250;
+/// The most any single-fault trial may take (one timed-out request plus the rest).
+const BOUND: Duration = Duration::from_millis(TIMEOUT_MS as u64 * 2 + 2_500);
+const SESSION: &str = "faulty";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Op {
+    Add,
+    Pop,
+    Clear,
+    GetLast3,
+    GetAll,
+    Metadata,
+    Ping,
+}
+
+impl Op {
+    const ALL: [Op; 7] = [
+        Op::Add,
+        Op::Pop,
+        Op::Clear,
+        Op::GetLast3,
+        Op::GetAll,
+        Op::Metadata,
+        Op::Ping,
+    ];
+
+    fn writes(self) -> bool {
+        matches!(self, Op::Add | Op::Pop | Op::Clear)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Status500,
+    Status503,
+    Hang,
+    Reset,
+    ResetAfterApply,
+    Truncated,
+    SlowWithin,
+    SlowBeyond,
+}
+
+impl Kind {
+    const ALL: [Kind; 8] = [
+        Kind::Status500,
+        Kind::Status503,
+        Kind::Hang,
+        Kind::Reset,
+        Kind::ResetAfterApply,
+        Kind::Truncated,
+        Kind::SlowWithin,
+        Kind::SlowBeyond,
+    ];
+
+    fn action(self) -> Action {
+        match self {
+            Kind::Status500 => Action::Status(500, "ERR_STATE_STORE_FAILURE"),
+            Kind::Status503 => Action::Status(503, "ERR_HEALTH_NOT_READY"),
+            Kind::Hang => Action::Hang,
+            Kind::Reset => Action::Reset,
+            Kind::ResetAfterApply => Action::ResetAfterApply,
+            Kind::Truncated => Action::TruncateBody,
+            Kind::SlowWithin => Action::Delay(Duration::from_millis(u64::from(TIMEOUT_MS) / 5)),
+            Kind::SlowBeyond => Action::Delay(Duration::from_millis(u64::from(TIMEOUT_MS) * 2)),
+        }
+    }
+
+    /// Whether the request is applied although the client sees a failure.
+    fn hides_an_applied_write(self) -> bool {
+        matches!(
+            self,
+            Kind::ResetAfterApply | Kind::Truncated | Kind::SlowBeyond
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Variant {
+    compat: bool,
+    transactional: bool,
+    /// The instance under test has read the session before (it bets on the head's etag).
+    warm: bool,
+}
+
+impl Variant {
+    fn all() -> Vec<Variant> {
+        let mut out = Vec::new();
+        for (compat, transactional) in [(false, true), (false, false), (true, true)] {
+            for warm in [false, true] {
+                out.push(Variant {
+                    compat,
+                    transactional,
+                    warm,
+                });
+            }
+        }
+        out
+    }
+
+    fn name(self) -> String {
+        format!(
+            "{}{} {}",
+            if self.compat { "compat" } else { "log" },
+            if self.transactional {
+                ""
+            } else {
+                " (no transactions)"
+            },
+            if self.warm { "warm" } else { "fresh" }
+        )
+    }
+}
+
+fn item(tag: &str) -> String {
+    json!({"role": "user", "content": tag}).to_string()
+}
+
+fn seeded() -> Vec<String> {
+    ["a0", "a1", "a2", "b0", "b1"]
+        .iter()
+        .map(|t| item(t))
+        .collect()
+}
+
+fn added() -> Vec<String> {
+    vec![item("n0"), item("n1")]
+}
+
+/// The session after `op` applied once to the seeded one.
+fn applied(op: Op) -> Vec<String> {
+    let mut s = seeded();
+    match op {
+        Op::Add => s.extend(added()),
+        Op::Pop => {
+            s.pop();
+        }
+        Op::Clear => s.clear(),
+        _ => {}
+    }
+    s
+}
+
+async fn start_server(v: Variant) -> DaprServer {
+    DaprServer::start(ServerConfig {
+        stores: vec![StoreConfig {
+            name: "statestore".into(),
+            transactional: v.transactional,
+        }],
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn cfg(server: &DaprServer, v: Variant) -> Config {
+    let mut c = config(&server.endpoint(), "statestore");
+    c.timeout_ms = Some(TIMEOUT_MS);
+    c.layout = Some(if v.compat {
+        Layout::Compat
+    } else {
+        Layout::Log
+    });
+    c
+}
+
+/// Seeds the session with two batches and opens it in the instance under test.
+async fn prepare(host: &Host, server: &DaprServer, v: Variant) -> (Instance, SessionHandle) {
+    let c = cfg(server, v);
+    let mut seeder = host.instance().await.unwrap();
+    let s = seeder.open(SESSION, &c).await.unwrap();
+    let seed = seeded();
+    seeder.add_items(s, &seed[..3]).await.unwrap();
+    seeder.add_items(s, &seed[3..]).await.unwrap();
+    let mut inst = host.instance().await.unwrap();
+    let h = inst.open(SESSION, &c).await.unwrap();
+    if v.warm {
+        assert_eq!(inst.get_items(h, None).await.unwrap(), seed);
+    }
+    (inst, h)
+}
+
+/// What an operation returned, reduced to what the checks need.
+#[derive(Debug)]
+enum Returned {
+    Items(Vec<String>),
+    Popped(Option<String>),
+    Nothing,
+}
+
+async fn run(inst: &mut Instance, h: SessionHandle, op: Op) -> CallResult<Returned> {
+    match op {
+        Op::Add => inst.add_items(h, &added()).await.map(|_| Returned::Nothing),
+        Op::Pop => inst.pop_item(h).await.map(Returned::Popped),
+        Op::Clear => inst.clear(h).await.map(|_| Returned::Nothing),
+        Op::GetLast3 => inst.get_items(h, Some(3)).await.map(Returned::Items),
+        Op::GetAll => inst.get_items(h, None).await.map(Returned::Items),
+        Op::Metadata => inst.metadata(h).await.map(|m| {
+            assert_eq!(m.session_id, SESSION);
+            Returned::Nothing
+        }),
+        Op::Ping => inst.ping(h).await.map(|_| Returned::Nothing),
+    }
+}
+
+/// Requests `op` makes when nothing goes wrong.
+async fn requests_made(host: &Host, v: Variant, op: Op) -> u32 {
+    let server = start_server(v).await;
+    let (mut inst, h) = prepare(host, &server, v).await;
+    let before = server.stats().snapshot().requests();
+    run(&mut inst, h, op).await.unwrap();
+    u32::try_from(server.stats().snapshot().requests() - before).unwrap()
+}
+
+fn error_name(e: &SessionError) -> String {
+    match e {
+        SessionError::InvalidInput(_) => "invalid-input".into(),
+        SessionError::Conflict(_) => "conflict".into(),
+        SessionError::Unavailable(_) => "unavailable".into(),
+        SessionError::Timeout => "timeout".into(),
+        SessionError::Unauthorized => "unauthorized".into(),
+        SessionError::StoreNotFound(_) => "store-not-found".into(),
+        SessionError::Corrupt(_) => "corrupt".into(),
+        SessionError::Store(s) => format!("store {}", s.status),
+    }
+}
+
+/// Outcomes per (variant, op, fault kind): "ok", "ok+applied", an error name, with
+/// "(applied)" when the hidden write had landed.
+type Outcomes = Arc<Mutex<BTreeMap<(String, Op, Kind), BTreeMap<String, u32>>>>;
+
+/// One trial: `kind` on request `position` of `op`.
+async fn trial(host: Host, v: Variant, op: Op, kind: Kind, position: u32, outcomes: Outcomes) {
+    let what = format!("{} {op:?} with {kind:?} on request {position}", v.name());
+    let server = start_server(v).await;
+    let (mut inst, h) = prepare(&host, &server, v).await;
+    server
+        .faults()
+        .add(Fault::any(kind.action()).after(position));
+    let started = Instant::now();
+    let result = run(&mut inst, h, op).await;
+    let elapsed = started.elapsed();
+    assert_eq!(
+        server.faults().pending(),
+        0,
+        "{what}: the fault never fired"
+    );
+    assert!(elapsed < BOUND, "{what}: took {elapsed:?}");
+    // A delayed write lands after the client gave up: let it.
+    tokio::time::sleep(Duration::from_millis(u64::from(TIMEOUT_MS) * 2)).await;
+
+    let mut checker = host.instance().await.unwrap();
+    let c = cfg(&server, v);
+    let s = checker.open(SESSION, &c).await.unwrap();
+    let stored = checker.get_items(s, None).await.unwrap();
+    let outcome = match &result {
+        Ok(returned) => {
+            assert_eq!(
+                stored,
+                applied(op),
+                "{what}: acknowledged, but stored is different"
+            );
+            match (op, returned) {
+                (Op::Pop, Returned::Popped(p)) => {
+                    assert_eq!(p.as_deref(), seeded().last().map(String::as_str), "{what}")
+                }
+                (Op::GetLast3, Returned::Items(items)) => {
+                    assert_eq!(items[..], seeded()[2..], "{what}")
+                }
+                (Op::GetAll, Returned::Items(items)) => assert_eq!(*items, seeded(), "{what}"),
+                _ => {}
+            }
+            "ok".to_string()
+        }
+        Err(CallError::Trap(e)) => panic!("{what}: trapped: {e:#}"),
+        Err(CallError::Session(e)) => {
+            let name = error_name(e);
+            assert!(
+                !matches!(e, SessionError::InvalidInput(_) | SessionError::Corrupt(_)),
+                "{what}: {e:?} blames the caller or the data for a transport fault"
+            );
+            if stored == seeded() {
+                name
+            } else if op.writes() && kind.hides_an_applied_write() && stored == applied(op) {
+                format!("{name} (applied)")
+            } else if v.compat && op == Op::Clear && stored.is_empty() {
+                // Like the Python DaprSession, compat's clear deletes the items, then the
+                // metadata: idempotent, and a failure between the two leaves the metadata.
+                format!("{name} (items deleted)")
+            } else {
+                panic!("{what}: failed with {e:?} and left {stored:?}")
+            }
+        }
+    };
+    // The session works afterwards, from the instance that saw the fault too.
+    let extra = item("after");
+    inst.add_items(h, std::slice::from_ref(&extra))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: the next add failed: {e}"));
+    let mut expected = stored;
+    expected.push(extra);
+    assert_eq!(
+        checker.get_items(s, None).await.unwrap(),
+        expected,
+        "{what}: after one more add"
+    );
+    *outcomes
+        .lock()
+        .unwrap()
+        .entry((v.name(), op, kind))
+        .or_default()
+        .entry(outcome)
+        .or_default() += 1;
+}
+
+fn report(title: &str, outcomes: &Outcomes) {
+    if !std::env::var("FAULTS_REPORT").is_ok_and(|v| v == "1") {
+        return;
+    }
+    let outcomes = outcomes.lock().unwrap();
+    println!("\n{title}\n| variant | operation | fault | outcomes (trials) |\n|---|---|---|---|");
+    for ((variant, op, kind), seen) in outcomes.iter() {
+        let seen: Vec<String> = seen.iter().map(|(o, n)| format!("{o} ×{n}")).collect();
+        println!("| {variant} | {op:?} | {kind:?} | {} |", seen.join(", "));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_on_every_request_of_every_operation() {
+    let host = Host::new().unwrap();
+    let outcomes = Outcomes::default();
+    let limit = Arc::new(Semaphore::new(12));
+    let mut trials = JoinSet::new();
+    let mut count = 0;
+    for v in Variant::all() {
+        for op in Op::ALL {
+            let n = requests_made(&host, v, op).await;
+            assert!(n >= 1, "{} {op:?} made no request", v.name());
+            for position in 0..n {
+                for kind in Kind::ALL {
+                    let (host, outcomes, limit) = (host.clone(), outcomes.clone(), limit.clone());
+                    count += 1;
+                    trials.spawn(async move {
+                        let _permit = limit.acquire_owned().await.unwrap();
+                        trial(host, v, op, kind, position, outcomes).await
+                    });
+                }
+            }
+        }
+    }
+    while let Some(r) = trials.join_next().await {
+        if let Err(e) = r {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+    println!("{count} fault trials passed");
+    report("Single faults", &outcomes);
+}
+
+/// 409s on every write for `times` writes.
+fn conflicts(server: &DaprServer, times: u32) {
+    for route in [Route::Save, Route::Transaction] {
+        server
+            .faults()
+            .add(Fault::on(route, Action::Conflict).times(times));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflict_bursts_are_retried_and_storms_give_up_typed() {
+    let host = Host::new().unwrap();
+    let mut tasks = JoinSet::new();
+    for v in Variant::all() {
+        for op in [Op::Add, Op::Pop, Op::Clear] {
+            for storm in [false, true] {
+                let host = host.clone();
+                tasks.spawn(async move {
+                    let what = format!(
+                        "{} {op:?} {}",
+                        v.name(),
+                        if storm { "storm" } else { "burst" }
+                    );
+                    let server = start_server(v).await;
+                    let (mut inst, h) = prepare(&host, &server, v).await;
+                    conflicts(&server, if storm { 100_000 } else { 5 });
+                    let started = Instant::now();
+                    let result = run(&mut inst, h, op).await;
+                    let elapsed = started.elapsed();
+                    server.faults().clear();
+                    let mut checker = host.instance().await.unwrap();
+                    let s = checker.open(SESSION, &cfg(&server, v)).await.unwrap();
+                    let stored = checker.get_items(s, None).await.unwrap();
+                    // compat's clear deletes (no etag-guarded write): 409s cannot touch it.
+                    if storm && !(v.compat && op == Op::Clear) {
+                        match result {
+                            Err(CallError::Session(SessionError::Conflict(n))) => {
+                                assert!(n >= 8, "{what}: gave up after {n}")
+                            }
+                            other => panic!("{what}: {other:?}"),
+                        }
+                        assert_eq!(
+                            stored,
+                            seeded(),
+                            "{what}: a failed write changed the session"
+                        );
+                        // Bounded by the backoff policy (about ten seconds), not unbounded.
+                        assert!(elapsed < Duration::from_secs(25), "{what}: {elapsed:?}");
+                    } else {
+                        assert!(result.is_ok(), "{what}: {result:?}");
+                        assert_eq!(stored, applied(op), "{what}");
+                    }
+                    inst.add_items(h, &[item("after")]).await.unwrap();
+                    let mut expected = stored;
+                    expected.push(item("after"));
+                    assert_eq!(
+                        checker.get_items(s, None).await.unwrap(),
+                        expected,
+                        "{what}"
+                    );
+                    (what, elapsed)
+                });
+            }
+        }
+    }
+    while let Some(r) = tasks.join_next().await {
+        match r {
+            Ok((what, elapsed)) => println!("{what}: {elapsed:?}"),
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+}
