@@ -24,7 +24,7 @@ pub enum LayoutKind {
 }
 
 /// The `config` record of the WIT interface, as plain Rust.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Options {
     /// State store component name.
     pub store_name: String,
@@ -67,6 +67,23 @@ pub struct Settings {
     pub timeout: Duration,
     /// Storage layout.
     pub layout: LayoutKind,
+}
+
+impl std::fmt::Debug for Options {
+    // Written by hand so the API token never reaches a log or an error message.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("store_name", &self.store_name)
+            .field("endpoint", &self.endpoint)
+            .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
+            .field("ttl_seconds", &self.ttl_seconds)
+            .field("consistency", &self.consistency)
+            .field("key_prefix", &self.key_prefix)
+            .field("default_limit", &self.default_limit)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("layout", &self.layout)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -287,6 +304,15 @@ mod tests {
         let s = s.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.api_token.as_deref(), Some("s3cret"));
         assert!(!format!("{s:?}").contains("s3cret"));
+        let mut o = opts();
+        o.api_token = Some("s3cret".into());
+        assert!(!format!("{o:?}").contains("s3cret"));
+        // A token that is not a valid header value is refused without being echoed.
+        o.api_token = Some("s3cret\nline".into());
+        let e = Settings::resolve(o, env(&[]))
+            .err()
+            .map(|e| format!("{e} {e:?}"));
+        assert!(e.as_deref().is_some_and(|e| !e.contains("s3cret")), "{e:?}");
     }
 
     #[test]

@@ -460,3 +460,61 @@ async fn conflict_bursts_are_retried_and_storms_give_up_typed() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_token_never_appears_in_errors_or_urls() {
+    const TOKEN: &str = "tok-SECRET-1234";
+    let host = Host::new().unwrap();
+    let server = DaprServer::start(ServerConfig {
+        api_token: Some(TOKEN.into()),
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut texts = Vec::new();
+    for (token, layout) in [
+        (TOKEN, Layout::Log),
+        (TOKEN, Layout::Compat),
+        ("wrong-SECRET-5678", Layout::Log),
+        ("wrong-SECRET-5678", Layout::Compat),
+    ] {
+        let mut c = config(&server.endpoint(), "statestore");
+        c.api_token = Some(token.into());
+        c.timeout_ms = Some(TIMEOUT_MS);
+        c.layout = Some(layout);
+        for kind in Kind::ALL {
+            let mut inst = host.instance().await.unwrap();
+            let h = inst.open("secret", &c).await.unwrap();
+            server.faults().add(Fault::any(kind.action()));
+            if let Err(e) = inst.add_items(h, &added()).await {
+                texts.push(format!("{e} {e:?}"));
+            }
+            if let Err(e) = inst.ping(h).await {
+                texts.push(format!("{e} {e:?}"));
+            }
+            server.faults().clear();
+        }
+        // A token that is not a valid header value is refused without being echoed.
+        let mut bad = c.clone();
+        bad.api_token = Some(format!("{token}\n"));
+        let mut inst = host.instance().await.unwrap();
+        if let Err(e) = inst.open("secret", &bad).await {
+            texts.push(format!("{e} {e:?}"));
+        }
+    }
+    assert!(texts.len() >= 20, "too few errors seen: {texts:?}");
+    assert!(texts.iter().any(|t| t.contains("Unauthorized")));
+    for t in &texts {
+        assert!(!t.contains("SECRET"), "the token leaked: {t}");
+    }
+    // It travels only in the dapr-api-token header, never in a URL or a body.
+    for r in server.stats().log() {
+        let seen = format!(
+            "{} {:?} {}",
+            r.path,
+            r.query,
+            String::from_utf8_lossy(&r.body)
+        );
+        assert!(!seen.contains("SECRET"), "the token leaked: {seen}");
+    }
+}
