@@ -13,37 +13,36 @@ fn msg(role: &str, content: &str) -> String {
     json!({"type": "message", "role": role, "content": content}).to_string()
 }
 
-/// Runs the demo.
-pub async fn run(host: &Host, out: &Output) -> anyhow::Result<()> {
+/// Runs the demo and returns what to print: a report per step, or with `--json` one JSON
+/// array of steps. The embedded store stops when the demo ends.
+pub async fn run(host: &Host, component: &str, out: &Output) -> anyhow::Result<String> {
     let server = DaprServer::start_default().await?;
     let mut steps = Vec::new();
+    let mut text = String::new();
     let mut report = |title: &str, result: Value, server: &DaprServer| {
         let stored = stored(server);
         if out.is_json() {
             steps.push(json!({"step": title, "result": result, "stored": stored}));
-        } else {
-            println!("\n== {title}");
-            if !result.is_null() {
-                println!("-> {}", compact(&result));
-            }
-            println!("   the store now holds:");
-            match stored.as_object() {
-                Some(keys) if !keys.is_empty() => {
-                    for (k, v) in keys {
-                        println!("     {k} = {}", compact(v));
-                    }
+            return;
+        }
+        text.push_str(&format!("\n== {title}\n"));
+        if !result.is_null() {
+            text.push_str(&format!("-> {}\n", compact(&result)));
+        }
+        text.push_str("   the store now holds:\n");
+        match stored.as_object() {
+            Some(keys) if !keys.is_empty() => {
+                for (k, v) in keys {
+                    text.push_str(&format!("     {k} = {}\n", compact(v)));
                 }
-                _ => println!("     (nothing)"),
             }
+            _ => text.push_str("     (nothing)\n"),
         }
     };
-    if !out.is_json() {
-        println!(
-            "embedded Dapr-compatible state store on {} (store {STORE:?}); component: {}",
-            server.endpoint(),
-            dapr_session_host_tests::host::COMPONENT
-        );
-    }
+    let header = format!(
+        "embedded Dapr-compatible state store on {} (store {STORE:?}); component: {component}\n",
+        server.endpoint(),
+    );
 
     let mut inst = host.instance().await?;
     let s = inst
@@ -123,13 +122,13 @@ pub async fn run(host: &Host, out: &Output) -> anyhow::Result<()> {
     report("clear", Value::Null, &server);
 
     if out.is_json() {
-        println!("{}", Value::Array(steps));
+        Ok(format!("{}\n", Value::Array(steps)))
     } else {
-        println!(
-            "\ndone: every step above went through the component's WIT interface and Dapr's HTTP state API."
-        );
+        Ok(format!(
+            "{header}{text}\ndone: every step above went through the component's WIT interface and \
+             Dapr's HTTP state API.\n"
+        ))
     }
-    Ok(())
 }
 
 fn items_json(items: &[String]) -> Value {

@@ -1,165 +1,169 @@
-//! What the CLI prints, as text or JSON, and the exit code of each outcome.
+//! Where results go: stdout for results (text or JSON), stderr for notes and summaries.
 
-use std::process::ExitCode;
+use std::io::Write as _;
 
-use dapr_session_host_tests::host::{SessionError, SessionMetadata};
-use serde_json::{Value, json};
+use serde_json::Value;
+use serde_json::value::RawValue;
 
-/// Exit code when the component refused an argument.
-pub const EXIT_INVALID: u8 = 2;
-/// Exit code when the sidecar is unreachable, not ready, or timed out.
-pub const EXIT_UNAVAILABLE: u8 = 3;
-/// Exit code when the sidecar refused the API token.
-pub const EXIT_UNAUTHORIZED: u8 = 4;
-/// Exit code for any other failure reported by the store.
-pub const EXIT_FAILED: u8 = 1;
-/// Exit code when the host itself failed (component not loadable, trap).
-pub const EXIT_INTERNAL: u8 = 70;
+use crate::failure::Failure;
+use crate::items::one_line;
 
-/// Prints results in the chosen format.
+/// The output settings of a run.
+#[derive(Debug, Clone, Copy)]
 pub struct Output {
     json: bool,
+    quiet: bool,
 }
 
 impl Output {
-    /// Text output, or JSON when `json`.
-    pub fn new(json: bool) -> Self {
-        Output { json }
+    /// Text output, or JSON when `json`; no notes on stderr when `quiet`.
+    pub fn new(json: bool, quiet: bool) -> Self {
+        Output { json, quiet }
     }
 
-    /// Whether output is JSON.
+    /// Whether results are JSON.
     pub fn is_json(&self) -> bool {
         self.json
     }
 
-    /// Items, one JSON object per line (or a JSON array).
-    pub fn items(&self, items: &[String]) {
+    /// Whether status lines and summaries go to stderr (not with `--quiet` or `--json`).
+    pub fn notes(&self) -> bool {
+        !self.quiet && !self.json
+    }
+
+    /// Writes `bytes` to stdout.
+    pub fn raw(&self, bytes: &[u8]) -> Result<(), Failure> {
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(bytes)
+            .and_then(|()| stdout.flush())
+            .map_err(|e| Failure::stdout(&e))
+    }
+
+    /// Writes one line to stdout.
+    pub fn line(&self, text: &str) -> Result<(), Failure> {
+        self.raw(format!("{text}\n").as_bytes())
+    }
+
+    /// Writes a JSON value on one line to stdout.
+    pub fn value(&self, value: &Value) -> Result<(), Failure> {
+        self.line(&value.to_string())
+    }
+
+    /// A result: `json` with `--json`, else `text`.
+    pub fn result(&self, json: &Value, text: &str) -> Result<(), Failure> {
         if self.json {
-            let values: Vec<Value> = items
-                .iter()
-                .map(|i| serde_json::from_str(i).unwrap_or(Value::Null))
-                .collect();
-            println!("{}", Value::Array(values));
+            self.value(json)
         } else {
-            for item in items {
-                println!("{item}");
-            }
+            self.line(text)
         }
     }
 
-    /// The count of items added.
-    pub fn added(&self, n: usize) {
-        if self.json {
-            println!("{}", json!({"added": n}));
+    /// A note or summary on stderr, unless `--quiet` or `--json`.
+    pub fn note(&self, text: &str) {
+        if self.notes() {
+            // A note is not worth failing over.
+            let _ = writeln!(std::io::stderr().lock(), "{text}");
+        }
+    }
+
+    /// Items: JSON Lines, or one JSON array with `--json`.
+    pub fn items(&self, items: &[String]) -> Result<(), Failure> {
+        let text = if self.json {
+            json_array(items, false)
         } else {
-            println!("added {n} item{}", if n == 1 { "" } else { "s" });
-        }
-    }
-
-    /// A popped item, or nothing.
-    pub fn popped(&self, item: Option<&str>) {
-        match (self.json, item) {
-            (true, Some(i)) => println!(
-                "{}",
-                json!({"popped": serde_json::from_str::<Value>(i).unwrap_or(Value::Null)})
-            ),
-            (true, None) => println!("{}", json!({"popped": null})),
-            (false, Some(i)) => println!("{i}"),
-            (false, None) => eprintln!("the session is empty"),
-        }
-    }
-
-    /// Session metadata.
-    pub fn metadata(&self, m: &SessionMetadata) {
-        if self.json {
-            println!(
-                "{}",
-                json!({"session_id": m.session_id, "created_at_ms": m.created_at, "updated_at_ms": m.updated_at})
-            );
-        } else {
-            println!("session    {}", m.session_id);
-            println!(
-                "created-at {}",
-                m.created_at.map_or("-".to_string(), |t| t.to_string())
-            );
-            println!(
-                "updated-at {}",
-                m.updated_at.map_or("-".to_string(), |t| t.to_string())
-            );
-        }
-    }
-
-    /// A short confirmation.
-    pub fn done(&self, what: &str) {
-        if self.json {
-            println!("{}", json!({"ok": true}));
-        } else {
-            println!("{what}");
-        }
-    }
-
-    /// A bad command line; exit code 2.
-    pub fn usage(&self, e: &anyhow::Error) -> ExitCode {
-        self.fail("usage", &format!("{e:#}"), EXIT_INVALID)
-    }
-
-    /// A host failure; exit code 70.
-    pub fn internal(&self, e: &anyhow::Error) -> ExitCode {
-        self.fail("internal", &format!("{e:#}"), EXIT_INTERNAL)
-    }
-
-    /// The component's error, with its kind and a fitting exit code.
-    pub fn session_error(&self, e: &SessionError) -> ExitCode {
-        let (kind, message, code) = match e {
-            SessionError::InvalidInput(ii) => (
-                "invalid-input",
-                match ii.item_index {
-                    Some(i) => format!("item {i}: {}", ii.message),
-                    None => ii.message.clone(),
-                },
-                EXIT_INVALID,
-            ),
-            SessionError::Conflict(n) => (
-                "conflict",
-                format!("other writers kept winning; gave up after {n} attempts"),
-                EXIT_FAILED,
-            ),
-            SessionError::Unavailable(m) => (
-                "unavailable",
-                format!(
-                    "the Dapr sidecar is not reachable or not ready: {m}\n  is daprd running? check --endpoint or DAPR_HTTP_ENDPOINT / DAPR_HTTP_PORT"
-                ),
-                EXIT_UNAVAILABLE,
-            ),
-            SessionError::Timeout => (
-                "timeout",
-                "the Dapr sidecar did not answer in time (see --timeout-ms)".into(),
-                EXIT_UNAVAILABLE,
-            ),
-            SessionError::Unauthorized => (
-                "unauthorized",
-                "the sidecar refused the API token (see --token / DAPR_API_TOKEN)".into(),
-                EXIT_UNAUTHORIZED,
-            ),
-            SessionError::StoreNotFound(m) => {
-                ("store-not-found", format!("{m} (see --store)"), EXIT_FAILED)
-            }
-            SessionError::Corrupt(m) => ("corrupt", m.clone(), EXIT_FAILED),
-            SessionError::Store(s) => (
-                "store",
-                format!("HTTP {} {}: {}", s.status, s.error_code, s.message),
-                EXIT_FAILED,
-            ),
+            json_lines(items)
         };
-        self.fail(kind, &message, code)
+        self.raw(text.as_bytes())
+    }
+}
+
+/// `items` as a JSON array, each item's text kept as stored; on lines of their own when
+/// `pretty`. An item that is not valid JSON (never expected) becomes `null`.
+pub fn json_array(items: &[String], pretty: bool) -> String {
+    let (open, sep, close) = if pretty {
+        ("[\n", ",\n", "\n]\n")
+    } else {
+        ("[", ",", "]\n")
+    };
+    if items.is_empty() {
+        return "[]\n".to_string();
+    }
+    let mut out = String::with_capacity(items.iter().map(|i| i.len() + 2).sum::<usize>() + 4);
+    out.push_str(open);
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(sep);
+        }
+        match RawValue::from_string(item.clone()) {
+            Ok(raw) => out.push_str(raw.get()),
+            Err(_) => out.push_str("null"),
+        }
+    }
+    out.push_str(close);
+    out
+}
+
+/// `items` as JSON Lines, one item per line.
+pub fn json_lines(items: &[String]) -> String {
+    let mut out = String::with_capacity(items.iter().map(|i| i.len() + 1).sum());
+    for item in items {
+        out.push_str(&one_line(item));
+        out.push('\n');
+    }
+    out
+}
+
+/// An item's JSON value (`null` if it is not valid JSON, which the component never returns).
+pub fn item_value(item: &str) -> Value {
+    serde_json::from_str(item).unwrap_or(Value::Null)
+}
+
+/// A time in milliseconds since the Unix epoch as UTC, e.g. `2026-05-01T12:00:00.123Z`.
+pub fn utc(ms: u64) -> String {
+    let days = ms / 86_400_000;
+    let in_day = ms % 86_400_000;
+    let (h, m, s, milli) = (
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000,
+    );
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01 (never negative here).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{json_array, json_lines, utc};
+
+    #[test]
+    fn utc_formats_epoch_milliseconds() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(utc(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(utc(1_795_252_059_617), "2026-11-21T09:07:39.617Z");
     }
 
-    fn fail(&self, kind: &str, message: &str, code: u8) -> ExitCode {
-        if self.json {
-            println!("{}", json!({"error": {"kind": kind, "message": message}}));
-        } else {
-            eprintln!("error ({kind}): {message}");
-        }
-        ExitCode::from(code)
+    #[test]
+    fn arrays_and_lines_keep_item_text() {
+        let items = vec![
+            "{\"b\":1,\"a\":2}".to_string(),
+            "{\n \"c\": 3\n}".to_string(),
+        ];
+        assert_eq!(
+            json_array(&items, false),
+            "[{\"b\":1,\"a\":2},{\n \"c\": 3\n}]\n"
+        );
+        assert_eq!(json_array(&[], true), "[]\n");
+        assert_eq!(json_lines(&items), "{\"b\":1,\"a\":2}\n{\"c\":3}\n");
     }
 }
