@@ -19,6 +19,8 @@ pub mod config;
 pub mod dapr;
 pub mod error;
 pub mod export;
+#[cfg(test)]
+mod fuzz;
 pub mod item;
 pub mod join;
 pub mod layout;

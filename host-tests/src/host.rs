@@ -4,7 +4,7 @@
 //! Each [`Instance`] is one component instance with its own store, as one replica of an app
 //! would have; its outgoing HTTP goes over real sockets (`wasi:http` default hooks).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -119,30 +119,23 @@ pub struct InstanceOptions {
     pub hooks: Hooks,
 }
 
-/// Fails if a source of the components (the workspace's `src/` and `wit/`, the example
-/// service's) is newer than the built `wasm`: tests must never run an old build. Skipped where
-/// the sources are absent.
+/// Fails if a source the built `wasm` was compiled from is newer than it: tests must never run
+/// an old build. The sources are those cargo lists in the `.d` file next to the `.wasm` (so
+/// test-only files, which the component never compiles, do not count); without one, every file
+/// under the workspace's `src/` and `wit/` and the example service's.
 pub fn check_fresh(wasm: &Path) -> anyhow::Result<()> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let built = std::fs::metadata(wasm)
         .and_then(|m| m.modified())
         .with_context(|| format!("component {}", wasm.display()))?;
-    let service = root.join("examples").join("http-service");
-    let mut stack = vec![
-        root.join("src"),
-        root.join("wit"),
-        service.join("src"),
-        service.join("wit"),
-    ];
-    while let Some(path) = stack.pop() {
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            for entry in std::fs::read_dir(&path)?.flatten() {
-                stack.push(entry.path());
-            }
-        } else if meta.modified().is_ok_and(|m| m > built) {
+    let sources = match std::fs::read_to_string(wasm.with_extension("d")) {
+        Ok(deps) => dep_info_sources(&deps),
+        Err(_) => source_tree(),
+    };
+    for path in sources {
+        if std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .is_ok_and(|m| m > built)
+        {
             anyhow::bail!(
                 "component {} is older than {}: rebuild it (cargo build -p dapr-session-host-tests)",
                 wasm.display(),
@@ -151,6 +144,58 @@ pub fn check_fresh(wasm: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The prerequisites of the first rule of a Makefile-style dep-info file (`\ ` escapes a space).
+fn dep_info_sources(deps: &str) -> Vec<PathBuf> {
+    let Some(line) = deps.lines().next() else {
+        return Vec::new();
+    };
+    let Some((_, prerequisites)) = line.split_once(": ") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut chars = prerequisites.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&' ') => {
+                current.push(' ');
+                chars.next();
+            }
+            ' ' => {
+                if !current.is_empty() {
+                    out.push(PathBuf::from(std::mem::take(&mut current)));
+                }
+            }
+            c => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        out.push(PathBuf::from(current));
+    }
+    out
+}
+
+/// Every file under the components' source directories.
+fn source_tree() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let service = root.join("examples").join("http-service");
+    let mut stack = vec![
+        root.join("src"),
+        root.join("wit"),
+        service.join("src"),
+        service.join("wit"),
+    ];
+    let mut files = Vec::new();
+    while let Some(path) = stack.pop() {
+        match std::fs::read_dir(&path) {
+            Ok(entries) => stack.extend(entries.flatten().map(|e| e.path())),
+            Err(_) if path.is_file() => files.push(path),
+            Err(_) => {}
+        }
+    }
+    files
 }
 
 /// The compiled component, ready to be instantiated many times.
@@ -338,5 +383,24 @@ pub fn config(endpoint: &str, store: &str) -> Config {
         default_limit: None,
         timeout_ms: None,
         layout: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dep_info_sources;
+    use std::path::PathBuf;
+
+    #[test]
+    fn reads_dep_info() {
+        let deps = "/t/a.wasm: /w/src/lib.rs /w/my\\ dir/x.rs /w/wit/s.wit\n\n/w/src/lib.rs:\n";
+        assert_eq!(
+            dep_info_sources(deps),
+            vec![
+                PathBuf::from("/w/src/lib.rs"),
+                PathBuf::from("/w/my dir/x.rs"),
+                PathBuf::from("/w/wit/s.wit")
+            ]
+        );
     }
 }

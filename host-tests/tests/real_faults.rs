@@ -217,13 +217,12 @@ async fn daprd_killed_and_redis_restarted_lose_nothing_acknowledged() {
                 log.errors,
                 log.acked_in_phase
             );
-            // Recovery without reopening: acknowledgements after each restart.
-            for back in [2, 4] {
-                assert!(
-                    log.acked_in_phase.get(&back).copied().unwrap_or(0) > 0,
-                    "{name} writer {w} never recovered in phase {back}"
-                );
-            }
+            // Recovery without reopening: acknowledgements once both are back. (Not per phase:
+            // a writer can spend a whole phase losing races to one that bets right every time.)
+            assert!(
+                log.acked_in_phase.get(&4).copied().unwrap_or(0) > 0,
+                "{name} writer {w} never recovered after the restarts"
+            );
             // The faults were felt.
             assert!(!log.failed.is_empty(), "{name} writer {w} saw no failure");
         }

@@ -160,7 +160,7 @@ impl Compat {
         let Some(stored) = self.client.get(&self.metadata_key).await? else {
             return Ok(Timestamps::default());
         };
-        let meta: MetadataIn = serde_json::from_slice(&stored.data).map_err(|e| {
+        let meta = parse_metadata(&stored.data).map_err(|e| {
             Error::Corrupt(format!("{} is not a JSON object: {e}", self.metadata_key))
         })?;
         Ok(Timestamps {
@@ -183,7 +183,7 @@ impl Compat {
                 None => (now, now, None),
                 Some(stored) => {
                     // Never overwrite metadata we cannot read.
-                    let Ok(meta) = serde_json::from_slice::<MetadataIn>(&stored.data) else {
+                    let Ok(meta) = parse_metadata(&stored.data) else {
                         return;
                     };
                     let created = meta.created_at.as_ref().and_then(seconds).unwrap_or(now);
@@ -226,6 +226,12 @@ impl Compat {
             }
         }
     }
+}
+
+/// Parses the stored metadata: a JSON object only (serde would also read an array).
+fn parse_metadata(data: &[u8]) -> serde_json::Result<MetadataIn<'_>> {
+    let object = data.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    serde_json::from_slice(if object { data } else { b"" })
 }
 
 /// Parses the stored messages value as a JSON array, keeping each entry's raw JSON.

@@ -37,6 +37,20 @@ impl Entry {
     pub fn items(&self) -> u64 {
         self.1
     }
+
+    /// Whether a writer could have made this entry: named by a nonce as [`crate::nonce::new`]
+    /// makes them, with at least one item. Entries name keys (`{base}:i:{id}:{n}`,
+    /// `{base}:p:{id}`); an id of another form could name another session's keys.
+    pub fn is_plausible(&self) -> bool {
+        self.1 > 0 && is_nonce(&self.0)
+    }
+}
+
+/// Whether `s` is a nonce as [`crate::nonce::new`] makes them.
+fn is_nonce(s: &str) -> bool {
+    s.len() == crate::nonce::LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
 }
 
 /// The head of a session.
@@ -110,6 +124,44 @@ impl Head {
     /// Whether the session holds no items.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Why this head cannot have been written by a writer of session keys `{base}:...`, if it
+    /// cannot: an entry that is not [plausible](Entry::is_plausible), a batch of more items
+    /// than one `add-items` list carries (`u32::MAX`; a page of level k at most `FANOUT^k`
+    /// times that), counts whose sum overflows, or trash that is not an item or page key of
+    /// the session (writers delete the trash: it must never name another session's keys).
+    pub fn implausible(&self, base: &str) -> Option<String> {
+        let mut total = 0u64;
+        // A batch arrives as one WIT list (a u32 length); a level-k entry is a page of
+        // FANOUT entries of level k-1.
+        let mut most = u64::from(u32::MAX);
+        for level in &self.levels {
+            for e in level {
+                if !e.is_plausible() || e.items() > most {
+                    return Some(format!("entry {e:?} is not a nonce with 1 to {most} items"));
+                }
+                let Some(sum) = total.checked_add(e.items()) else {
+                    return Some("its counts add up to more than 2^64".into());
+                };
+                total = sum;
+            }
+            most = most.saturating_mul(FANOUT as u64);
+        }
+        let own = |key: &str| {
+            let Some(rest) = key.strip_prefix(base).and_then(|r| r.strip_prefix(':')) else {
+                return false;
+            };
+            match rest.split(':').collect::<Vec<_>>()[..] {
+                ["p", page] => is_nonce(page),
+                ["i", batch, n] => is_nonce(batch) && n.parse::<u64>().is_ok(),
+                _ => false,
+            }
+        };
+        self.trash
+            .iter()
+            .find(|k| !own(k))
+            .map(|k| format!("its trash names a key that is not the session's: '{k}'"))
     }
 
     /// Whether operation `id` is among the recent operations.

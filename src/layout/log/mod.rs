@@ -54,6 +54,10 @@ pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024 - 64 * 1024;
 pub const MAX_ITEM_BYTES: usize = MAX_REQUEST_BYTES - 4 * 1024;
 /// Keys per bulk-get request.
 const KEYS_PER_BULK_GET: usize = 1000;
+/// Most items one `get-items` returns, and most item keys one `clear` deletes (the rest are
+/// left unreferenced): a wasm32 instance cannot hold the keys and items of many more, and a
+/// head claiming more (up to `u32::MAX`) must fail typed rather than exhaust memory.
+pub const MAX_READ_ITEMS: u64 = 1 << 22;
 /// Most item keys a read fetches on a guess, before it knows it needs them.
 const GUESS_ITEMS: usize = 64;
 /// Most pages a read fetches on a guess.
@@ -283,12 +287,21 @@ impl Log {
         let Some(stored) = self.client.get(&self.head_key()).await? else {
             return Ok(None);
         };
-        let head: Head = serde_json::from_slice(&stored.data).map_err(|e| {
-            Error::Corrupt(format!(
-                "{} is not a session head ({e}); left untouched",
+        // An object: serde would also read a struct from an array (`[1]`).
+        let object = stored.data.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        let head: Head =
+            serde_json::from_slice(if object { &stored.data } else { b"" }).map_err(|e| {
+                Error::Corrupt(format!(
+                    "{} is not a session head ({e}); left untouched",
+                    self.head_key()
+                ))
+            })?;
+        if let Some(why) = head.implausible(&self.base) {
+            return Err(Error::Corrupt(format!(
+                "{} is not a session head ({why}); left untouched",
                 self.head_key()
-            ))
-        })?;
+            )));
+        }
         if head.version > VERSION {
             return Err(Error::Corrupt(format!(
                 "{} was written by a newer version (format {}); left untouched",
@@ -374,6 +387,18 @@ impl Log {
                     concurrency: Concurrency::LastWrite,
                 });
             }
+        }
+        // Where the store has transactions, each group is one, one after the other: daprd
+        // applies a multi-key save key by key in parallel, which state.sqlite fails from about
+        // 2,000 keys (SQLITE_BUSY, then "unable to open database file") and which is many
+        // times slower; and transactions in parallel hold a single-writer store's lock long
+        // enough for other sessions' writes to time out on it.
+        if self.caps.get().is_some_and(|c| c.transactional) {
+            for g in &groups {
+                let ops: Vec<TxOp<'_>> = g.iter().cloned().map(TxOp::Upsert).collect();
+                self.client.transact(&ops).await?;
+            }
+            return Ok(());
         }
         try_join_all(groups.iter().map(|g| self.client.save(g)).collect()).await?;
         Ok(())
@@ -605,10 +630,10 @@ impl Log {
                 pending.iter().map(|(_, e)| self.page_key(e.id())).collect();
             let pages = self.fetch(&page_keys).await?;
             let mut next = Vec::new();
-            for ((level, _), key) in pending.iter().zip(&page_keys) {
+            for ((level, parent), key) in pending.iter().zip(&page_keys) {
                 for e in pages
                     .get(key)
-                    .map(|p| parse_page(&p.data))
+                    .map(|p| parse_page(&p.data, parent))
                     .unwrap_or_default()
                 {
                     if *level == 1 {
@@ -621,8 +646,11 @@ impl Log {
             keys.extend(page_keys);
             pending = next;
         }
+        let mut room = MAX_READ_ITEMS;
         for b in &batches {
-            keys.extend((0..b.items()).map(|i| self.item_key(b.id(), i)));
+            let n = b.items().min(room);
+            room -= n;
+            keys.extend((0..n).map(|i| self.item_key(b.id(), i)));
         }
         Ok(keys)
     }
@@ -673,16 +701,18 @@ impl Log {
     }
 
     /// Expands the selection of the newest entries down to batches (newest first), fetching
-    /// pages level by level. `None` if a page is missing.
+    /// pages level by level, and whether every page was read: the entries of a page that is
+    /// missing or unreadable are skipped.
     async fn newest_batches(
         &self,
         head: &Head,
         want: Option<u64>,
-    ) -> Result<Option<(Vec<Entry>, Copies)>> {
+    ) -> Result<(Vec<Entry>, Copies, bool)> {
         let selected = select_newest(&head.levels, want);
         let deepest = selected.iter().rposition(|s| !s.is_empty()).unwrap_or(0);
         let mut carry: Vec<Entry> = Vec::new();
         let mut copies = Copies::new();
+        let mut complete = true;
         for k in (1..=deepest).rev() {
             let covered_below: u64 = selected.iter().take(k).flatten().map(Entry::items).sum();
             let need = want.map(|w| w.saturating_sub(covered_below));
@@ -691,9 +721,10 @@ impl Log {
             let chosen = take_covering(refs, need);
             let keys: Vec<String> = chosen.iter().map(|e| self.page_key(e.id())).collect();
             let pages = self.fetch(&keys).await?;
-            for key in &keys {
-                let Some(page) = pages.get(key).and_then(|p| Page::parse(&p.data)) else {
-                    return Ok(None);
+            for (parent, key) in chosen.iter().zip(&keys) {
+                let Some(page) = pages.get(key).and_then(|p| read_page(&p.data, parent)) else {
+                    complete = false;
+                    continue;
                 };
                 for (e, items) in page.entries.iter().zip(page.items) {
                     if let Some(items) = items.filter(|t| t.len() as u64 == e.items()) {
@@ -706,7 +737,7 @@ impl Log {
         }
         let mut batches = selected.into_iter().next().unwrap_or_default();
         batches.append(&mut carry);
-        Ok(Some((take_covering(batches, want), copies)))
+        Ok((take_covering(batches, want), copies, complete))
     }
 
     /// See [`super::Layout::get_items`].
@@ -738,6 +769,16 @@ impl Log {
                 });
                 return Ok(newest_of(tail, n).to_vec());
             }
+            if limit.map_or(total, |l| l.min(total)) > MAX_READ_ITEMS {
+                return Err(Error::Store {
+                    status: 0,
+                    code: "ERR_TOO_MANY_ITEMS".into(),
+                    message: format!(
+                        "the session holds {total} items; one get-items returns at most \
+                         {MAX_READ_ITEMS}: pass a limit"
+                    ),
+                });
+            }
             // Older items: the recent key, pages' copies, item keys. What the head shows is
             // needed at the first levels goes in one request (usually fetched with the head).
             self.prefetch(&self.reads_for(&current.head, limit, None))
@@ -759,15 +800,20 @@ impl Log {
             };
             let mut want = limit.map(|l| l.min(total));
             loop {
-                let batches = self.newest_batches(&current.head, want).await?;
-                let found_batches = batches.is_some();
-                let (refs, mut copies) = match batches {
-                    Some((b, copies)) => (newest_items(&b, want), copies),
-                    None => (Vec::new(), Copies::new()),
-                };
+                let (batches, mut copies, complete) =
+                    self.newest_batches(&current.head, want).await?;
+                let refs = newest_items(&batches, want);
                 // The newest of them are in the tail, older ones may be copied in pages: fetch
-                // the rest only.
-                let from_tail = tail.len().min(refs.len());
+                // the rest only. Past a skipped page, only level 0 is known to be the newest.
+                let contiguous = match (complete, current.head.levels.first()) {
+                    (false, Some(level)) => level.iter().map(Entry::items).sum::<u64>(),
+                    (false, None) => 0,
+                    (true, _) => u64::MAX,
+                };
+                let from_tail = tail
+                    .len()
+                    .min(refs.len())
+                    .min(usize::try_from(contiguous).unwrap_or(usize::MAX));
                 let older = refs.get(..refs.len() - from_tail).unwrap_or_default();
                 let index = |i: u64| usize::try_from(i).unwrap_or(usize::MAX);
                 let keys: Vec<String> = older
@@ -782,7 +828,7 @@ impl Log {
                     .map(|(b, i)| self.item_key(b, *i))
                     .collect();
                 let stored = self.fetch(&keys).await?;
-                let incomplete = !found_batches || keys.iter().any(|k| !stored.contains_key(k));
+                let incomplete = !complete || keys.iter().any(|k| !stored.contains_key(k));
                 if incomplete && restarts < READ_RESTARTS && self.moved(Some(&current)).await? {
                     // A concurrent pop or clear removed what this head referenced.
                     restarts += 1;
@@ -807,9 +853,11 @@ impl Log {
                     .collect();
                 let found = items.len() as u64;
                 match (limit, want) {
-                    // Unreadable items were skipped: look further back while there is more.
-                    (Some(l), Some(w)) if found < l && w < total && found_batches => {
-                        want = Some((w + (l - found)).min(total));
+                    // Unreadable items were skipped: look further back while there is more,
+                    // at least twice as far each time (a long run of unreadable items costs
+                    // a few rounds, not one per item).
+                    (Some(l), Some(w)) if found < l && w < total && w < MAX_READ_ITEMS => {
+                        want = Some((w + (l - found)).max(w * 2).min(total).min(MAX_READ_ITEMS));
                     }
                     _ => {
                         let skip = limit.map_or(0, |l| found.saturating_sub(l));
@@ -842,12 +890,19 @@ impl Log {
             .map(|(e, _)| e.id())
             .collect();
         let cap = cap.unwrap_or(usize::MAX);
+        // Only the newest `want` items: not every item of a large batch for a small limit.
+        let mut remaining = want.unwrap_or(u64::MAX);
         let items: Vec<String> = selected
             .first()
             .into_iter()
             .flatten()
-            .filter(|e| uncovered.contains(&e.id()))
-            .flat_map(|e| (0..e.items()).map(|i| self.item_key(e.id(), i)))
+            .map(|e| {
+                let take = e.items().min(remaining);
+                remaining -= take;
+                (e, take)
+            })
+            .filter(|(e, _)| uncovered.contains(&e.id()))
+            .flat_map(|(e, take)| (e.items() - take..e.items()).map(|i| self.item_key(e.id(), i)))
             .take(cap.saturating_add(1))
             .collect();
         if items.len() <= cap {
@@ -992,7 +1047,7 @@ impl Log {
         let key = self.page_key(pull.page.id());
         fetched
             .get(&key)
-            .and_then(|p| Page::parse(&p.data))
+            .and_then(|p| read_page(&p.data, &pull.page))
             .map(|p| p.entries)
             .ok_or_else(|| {
                 Error::Corrupt(format!(
@@ -1049,9 +1104,24 @@ fn committed_attempt(head: &Head, op: &str) -> Option<usize> {
     })
 }
 
-/// The entries of a page; an unreadable page reads as empty.
-fn parse_page(data: &[u8]) -> Vec<Entry> {
-    Page::parse(data).map(|p| p.entries).unwrap_or_default()
+/// The entries of the page `parent` names; an unreadable page reads as empty.
+fn parse_page(data: &[u8], parent: &Entry) -> Vec<Entry> {
+    read_page(data, parent)
+        .map(|p| p.entries)
+        .unwrap_or_default()
+}
+
+/// The page `parent` names, if it parses, every entry is [plausible](Entry::is_plausible)
+/// (entries name keys, and an entry of another form could name another session's keys), and
+/// its entries hold the items `parent` counts (pages never change, so they always do).
+fn read_page(data: &[u8], parent: &Entry) -> Option<Page> {
+    Page::parse(data).filter(|p| {
+        p.entries.iter().all(Entry::is_plausible)
+            && p.entries
+                .iter()
+                .try_fold(0u64, |sum, e| sum.checked_add(e.items()))
+                == Some(parent.items())
+    })
 }
 
 /// An item as stored: a JSON string holding the item's JSON object.

@@ -1,8 +1,10 @@
 //! Every case of the behavioural suite, and the helpers they share.
 
+mod bad_input;
 mod concurrency;
 mod config;
 mod contract;
+mod corrupt;
 mod metadata;
 mod scale;
 mod stored;
@@ -102,6 +104,32 @@ pub static ALL: &[Case] = &[
     case!(scale::corrupt_head_is_never_overwritten, log),
     case!(scale::ttl_slides_over_every_key, log),
     case!(scale::many_quick_operations),
+    // Bad input from the caller.
+    case!(bad_input::rejected_items_send_nothing),
+    case!(bad_input::lone_surrogate_escapes_round_trip),
+    case!(bad_input::ten_mib_item),
+    case!(bad_input::hundred_thousand_item_batch),
+    case!(bad_input::refused_ids_and_prefixes_send_nothing),
+    case!(bad_input::reserved_characters_isolate),
+    case!(bad_input::tenant_prefixes_cannot_collide),
+    // Corrupt stored data.
+    case!(corrupt::main_key_not_json_or_wrong_kind),
+    case!(corrupt::log_head_wrong_shapes, log),
+    case!(corrupt::log_head_claiming_too_many_items, log),
+    case!(corrupt::log_trash_outside_the_session_is_refused, log),
+    case!(
+        corrupt::log_entries_naming_other_sessions_keys_are_refused,
+        log
+    ),
+    case!(corrupt::log_head_points_at_missing_keys, log),
+    case!(corrupt::log_head_lists_batches_never_written, log),
+    case!(corrupt::log_item_keys_corrupt, log),
+    case!(corrupt::log_page_corrupt, log),
+    case!(corrupt::log_recent_key_disagrees_with_head, log),
+    case!(corrupt::compat_mixed_entries, compat),
+    case!(corrupt::compat_number_out_of_float_range, compat),
+    case!(corrupt::compat_metadata_wrong_shapes, compat),
+    case!(corrupt::garbage_sidecar_answers_are_typed_errors),
 ];
 
 /// An OpenAI Responses message item as JSON text.
