@@ -22,13 +22,20 @@ pub fn validate(text: &str) -> std::result::Result<&str, String> {
     let raw: &RawValue =
         serde_json::from_str(text).map_err(|e| format!("item is not valid JSON: {e}"))?;
     let json = raw.get();
+    check_object(json)?;
+    Ok(json)
+}
+
+/// Checks that `json` (valid JSON text without surrounding whitespace) is an object nested
+/// no deeper than [`MAX_DEPTH`].
+pub fn check_object(json: &str) -> std::result::Result<(), String> {
     if !json.starts_with('{') {
-        return Err(format!("item must be a JSON object, got {}", kind_of(json)));
+        return Err(format!("expected a JSON object, found {}", kind_of(json)));
     }
     if depth(json) > MAX_DEPTH {
-        return Err(format!("item nests deeper than {MAX_DEPTH} levels"));
+        return Err(format!("the object nests deeper than {MAX_DEPTH} levels"));
     }
-    Ok(json)
+    Ok(())
 }
 
 /// Deepest nesting accepted in an item; matches what common JSON parsers (serde_json,

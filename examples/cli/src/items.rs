@@ -5,10 +5,8 @@
 
 use std::borrow::Cow;
 
+use dapr_session::item::check_object;
 use serde_json::value::RawValue;
-
-/// Deepest nesting the component accepts in an item.
-const MAX_DEPTH: usize = 128;
 
 /// How the input was laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,51 +187,6 @@ fn finish(
         });
     }
     Ok(parsed)
-}
-
-/// Checks that `text` (valid JSON) is an object the component accepts.
-pub fn check_object(text: &str) -> Result<(), String> {
-    let found = match text.as_bytes().first() {
-        Some(b'{') => None,
-        Some(b'[') => Some("an array"),
-        Some(b'"') => Some("a string"),
-        Some(b't' | b'f') => Some("a boolean"),
-        Some(b'n') => Some("null"),
-        _ => Some("a number"),
-    };
-    if let Some(found) = found {
-        return Err(format!("expected a JSON object, found {found}"));
-    }
-    if depth(text) > MAX_DEPTH {
-        return Err(format!("the object nests deeper than {MAX_DEPTH} levels"));
-    }
-    Ok(())
-}
-
-/// Nesting depth of valid JSON text, counting brackets outside strings.
-fn depth(json: &str) -> usize {
-    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for b in json.bytes() {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'{' | b'[' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    max
 }
 
 /// `item` on one line: whitespace outside strings removed if the item spans lines (a JSON
