@@ -32,6 +32,7 @@ use crate::config::{
 use crate::dapr::{ComponentInfo, DaprError, encode};
 use crate::error::Error;
 use crate::item;
+use crate::layout::log::head::tests::flatten;
 use crate::layout::log::head::{self, Entry, FANOUT, Head, TAIL_BYTES, TAIL_ITEMS};
 use crate::layout::log::page::Page;
 use crate::layout::log::recent::{RECENT_BYTES, Recent};
@@ -331,7 +332,7 @@ fn valid_head(rng: &mut Rng) -> (Head, HashMap<String, Vec<Entry>>) {
             let n = 1 + rng.below(max);
             let items: Vec<String> = (0..n).map(|_| item_text(rng)).collect();
             let mut ids = Rng(rng.next());
-            for p in head.append(Entry(nonce(rng), n as u64), || nonce(&mut ids)) {
+            for p in head.append(Entry(nonce(rng), n as u64), || self::nonce(&mut ids)) {
                 pages.insert(p.id, p.entries);
             }
             head.push_tail(&items);
@@ -382,7 +383,7 @@ fn exercise_head(rng: &mut Rng, head: &Head) {
         h.trim();
     }
     let mut ids = Rng(rng.next());
-    h.append(Entry(nonce(rng), 1 + rng.next() % 3), || nonce(&mut ids));
+    h.append(Entry(nonce(rng), 1 + rng.next() % 3), || self::nonce(&mut ids));
     h.push_tail(&["{}"]);
     h.record_op("op.0");
     h.touch(rng.next() >> 1);
@@ -1002,7 +1003,7 @@ fn head_operations_keep_the_model() {
                     .map(|i| "x".repeat((i as usize * 97) % 900))
                     .collect();
                 let nonce = nonce(rng);
-                for p in head.append(Entry(nonce.clone(), n), || nonce_of(&mut ids)) {
+                for p in head.append(Entry(nonce.clone(), n), || self::nonce(&mut ids)) {
                     pages.insert(p.id, p.entries);
                 }
                 head.push_tail(&batch);
@@ -1030,27 +1031,4 @@ fn head_operations_keep_the_model() {
             }
         }
     });
-}
-
-fn nonce_of(rng: &mut Rng) -> String {
-    nonce(rng)
-}
-
-fn flatten(head: &Head, pages: &HashMap<String, Vec<Entry>>) -> Vec<Entry> {
-    fn expand(e: &Entry, level: usize, pages: &HashMap<String, Vec<Entry>>, out: &mut Vec<Entry>) {
-        if level == 0 {
-            out.push(e.clone());
-        } else {
-            for child in &pages[e.id()] {
-                expand(child, level - 1, pages, out);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    for (k, level) in head.levels.iter().enumerate().rev() {
-        for e in level {
-            expand(e, k, pages, &mut out);
-        }
-    }
-    out
 }

@@ -380,7 +380,7 @@ pub fn take_covering(entries: Vec<Entry>, want: Option<u64>) -> Vec<Entry> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn ids() -> impl FnMut() -> String {
@@ -391,7 +391,11 @@ mod tests {
         }
     }
 
-    fn flatten(head: &Head, pages: &std::collections::HashMap<String, Vec<Entry>>) -> Vec<Entry> {
+    /// Every batch entry under `head`, oldest first, expanding pages from `pages`.
+    pub(crate) fn flatten(
+        head: &Head,
+        pages: &std::collections::HashMap<String, Vec<Entry>>,
+    ) -> Vec<Entry> {
         fn expand(
             e: &Entry,
             level: usize,
