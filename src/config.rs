@@ -24,14 +24,14 @@ pub enum LayoutKind {
 }
 
 /// The `config` record of the WIT interface, as plain Rust.
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// State store component name.
     pub store_name: String,
     /// Sidecar base URL.
     pub endpoint: Option<String>,
     /// Dapr API token.
-    pub api_token: Option<String>,
+    pub api_token: Option<ApiToken>,
     /// TTL of every write, in seconds.
     pub ttl_seconds: Option<u32>,
     /// Consistency of reads and writes.
@@ -47,14 +47,14 @@ pub struct Options {
 }
 
 /// A validated configuration with every default filled in.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// State store component name.
     pub store_name: String,
     /// Sidecar base URL without a trailing slash.
     pub endpoint: String,
     /// Dapr API token, if any.
-    pub api_token: Option<String>,
+    pub api_token: Option<ApiToken>,
     /// TTL of every write.
     pub ttl_seconds: Option<u32>,
     /// Consistency of reads and writes.
@@ -69,37 +69,32 @@ pub struct Settings {
     pub layout: LayoutKind,
 }
 
-impl std::fmt::Debug for Options {
-    // Written by hand so the API token never reaches a log or an error message.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Options")
-            .field("store_name", &self.store_name)
-            .field("endpoint", &self.endpoint)
-            .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
-            .field("ttl_seconds", &self.ttl_seconds)
-            .field("consistency", &self.consistency)
-            .field("key_prefix", &self.key_prefix)
-            .field("default_limit", &self.default_limit)
-            .field("timeout_ms", &self.timeout_ms)
-            .field("layout", &self.layout)
-            .finish()
+/// The Dapr API token. Its `Debug` never shows it, so no log or error message can hold it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiToken(String);
+
+impl ApiToken {
+    /// The token, for the `dapr-api-token` header.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
-impl std::fmt::Debug for Settings {
-    // Written by hand so the API token never reaches a log or an error message.
+impl From<String> for ApiToken {
+    fn from(token: String) -> Self {
+        ApiToken(token)
+    }
+}
+
+impl From<&str> for ApiToken {
+    fn from(token: &str) -> Self {
+        ApiToken(token.to_string())
+    }
+}
+
+impl std::fmt::Debug for ApiToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("store_name", &self.store_name)
-            .field("endpoint", &self.endpoint)
-            .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
-            .field("ttl_seconds", &self.ttl_seconds)
-            .field("consistency", &self.consistency)
-            .field("key_prefix", &self.key_prefix)
-            .field("default_limit", &self.default_limit)
-            .field("timeout", &self.timeout)
-            .field("layout", &self.layout)
-            .finish()
+        f.write_str("ApiToken(<redacted>)")
     }
 }
 
@@ -112,11 +107,14 @@ impl Settings {
             None => default_endpoint(&env)?,
         };
         let endpoint = validate_endpoint(&endpoint)?;
-        let api_token = options
-            .api_token
-            .or_else(|| env("DAPR_API_TOKEN").filter(|t| !t.is_empty()));
+        let api_token = options.api_token.or_else(|| {
+            env("DAPR_API_TOKEN")
+                .filter(|t| !t.is_empty())
+                .map(ApiToken)
+        });
         if let Some(token) = &api_token {
             // A header value must be visible ASCII; say so without echoing the token.
+            let token = token.as_str();
             if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(Error::invalid(
                     "api-token must be non-empty visible ASCII (it is sent as an HTTP header)",
@@ -302,7 +300,7 @@ mod tests {
     fn token_comes_from_env_and_is_never_printed() {
         let s = Settings::resolve(opts(), env(&[("DAPR_API_TOKEN", "s3cret")]));
         let s = s.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(s.api_token.as_deref(), Some("s3cret"));
+        assert_eq!(s.api_token.as_ref().map(ApiToken::as_str), Some("s3cret"));
         assert!(!format!("{s:?}").contains("s3cret"));
         let mut o = opts();
         o.api_token = Some("s3cret".into());

@@ -14,6 +14,8 @@ use wstd::future::FutureExt as _;
 use wstd::http::error::ErrorCode;
 use wstd::http::{Body, Client, Method, Request, Response, StatusCode};
 
+use crate::config::ApiToken;
+
 /// Consistency level Dapr passes to the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Consistency {
@@ -147,29 +149,15 @@ struct MetadataResponse {
 }
 
 /// Client for one sidecar and one state store.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct DaprClient {
     base: String,
     store: String,
-    token: Option<String>,
+    token: Option<ApiToken>,
     timeout: Duration,
     consistency: Consistency,
     ttl_seconds: Option<u32>,
     client: Client,
-}
-
-impl std::fmt::Debug for DaprClient {
-    // Written by hand so the API token never reaches a log or an error message.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DaprClient")
-            .field("base", &self.base)
-            .field("store", &self.store)
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("timeout", &self.timeout)
-            .field("consistency", &self.consistency)
-            .field("ttl_seconds", &self.ttl_seconds)
-            .finish_non_exhaustive()
-    }
 }
 
 #[derive(Serialize)]
@@ -245,7 +233,7 @@ impl DaprClient {
     pub fn new(
         base: &str,
         store: &str,
-        token: Option<String>,
+        token: Option<ApiToken>,
         timeout: Duration,
         consistency: Consistency,
         ttl_seconds: Option<u32>,

@@ -2,6 +2,7 @@
 //! call to completion on wstd's event loop.
 
 use crate::bindings::exports::agentmem::session::session as wit;
+use crate::config::ApiToken;
 use crate::dapr::Consistency;
 use crate::error::Error;
 use crate::session::Session;
@@ -18,7 +19,7 @@ impl wit::GuestSession for Session {
         let options = crate::config::Options {
             store_name: config.store_name,
             endpoint: config.endpoint,
-            api_token: config.api_token,
+            api_token: config.api_token.map(ApiToken::from),
             ttl_seconds: config.ttl_seconds,
             consistency: config.consistency.map(|c| match c {
                 wit::Consistency::Eventual => Consistency::Eventual,

@@ -27,7 +27,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::config::{
-    self, LayoutKind, MAX_KEY_PREFIX_BYTES, MAX_SESSION_ID_BYTES, Options, Settings,
+    self, ApiToken, LayoutKind, MAX_KEY_PREFIX_BYTES, MAX_SESSION_ID_BYTES, Options, Settings,
 };
 use crate::dapr::{ComponentInfo, DaprError, encode};
 use crate::error::Error;
@@ -383,7 +383,9 @@ fn exercise_head(rng: &mut Rng, head: &Head) {
         h.trim();
     }
     let mut ids = Rng(rng.next());
-    h.append(Entry(nonce(rng), 1 + rng.next() % 3), || self::nonce(&mut ids));
+    h.append(Entry(nonce(rng), 1 + rng.next() % 3), || {
+        self::nonce(&mut ids)
+    });
     h.push_tail(&["{}"]);
     h.record_op("op.0");
     h.touch(rng.next() >> 1);
@@ -803,7 +805,7 @@ fn options(rng: &mut Rng) -> Options {
         api_token: {
             // "XQ" never occurs in other generated text or field names: an echo is the token's.
             let t = format!("XQ{}", text(rng, 6));
-            maybe(rng, t)
+            maybe(rng, t).map(ApiToken::from)
         },
         ttl_seconds: rng.chance(2).then(|| *rng.pick(&[0, 1, u32::MAX])),
         consistency: None,
@@ -849,7 +851,7 @@ fn configs_resolve_or_fail_typed() {
             }) => {
                 assert!(!message.is_empty());
                 if let Some(t) = token {
-                    assert!(!message.contains(&t), "the token is echoed: {message}");
+                    assert!(!message.contains(t.as_str()), "the token is echoed: {message}");
                 }
             }
             Err(other) => panic!("{other:?}"),
