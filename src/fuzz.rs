@@ -851,7 +851,10 @@ fn configs_resolve_or_fail_typed() {
             }) => {
                 assert!(!message.is_empty());
                 if let Some(t) = token {
-                    assert!(!message.contains(t.as_str()), "the token is echoed: {message}");
+                    assert!(
+                        !message.contains(t.as_str()),
+                        "the token is echoed: {message}"
+                    );
                 }
             }
             Err(other) => panic!("{other:?}"),

@@ -9,29 +9,11 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context as _, ensure};
-use dapr_session_host_tests::host::{
-    Exchange, Hooks, Instance, InstanceOptions, Layout, SessionError, Traffic,
-};
+use dapr_session_host_tests::host::{Exchange, Layout, SessionError, Traffic};
 
-use super::{contents, messages, msg, session_error};
+use super::{contents, messages, msg, session_error, traced};
 use crate::backend::Kind;
 use crate::harness::{CaseResult, Ctx};
-
-/// A new instance whose every exchange with the sidecar is recorded.
-pub async fn traced(ctx: &Ctx) -> anyhow::Result<(Instance, Traffic)> {
-    let traffic = Traffic::default();
-    let inst = ctx
-        .instance_with(InstanceOptions {
-            hooks: Hooks {
-                traffic: Some(traffic.clone()),
-                before_send: None,
-                pool: None,
-            },
-            ..Default::default()
-        })
-        .await?;
-    Ok((inst, traffic))
-}
 
 /// Decodes `%XX` escapes (and nothing else: a `+` stays a `+`).
 pub fn percent_decode(s: &str) -> anyhow::Result<String> {

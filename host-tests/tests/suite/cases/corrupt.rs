@@ -15,7 +15,8 @@ use dapr_session_host_tests::host::{
 };
 use serde_json::{Value, json};
 
-use super::bad_input::{only_own_keys, snapshot, traced, unchanged};
+use super::bad_input::{only_own_keys, snapshot, unchanged};
+use super::traced;
 use super::{contents, msg, session_error};
 use crate::harness::{CaseResult, Ctx};
 

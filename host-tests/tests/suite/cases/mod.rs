@@ -13,7 +13,9 @@ mod wire;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use dapr_session_host_tests::host::{BeforeSend, CallResult, Exchange, SessionError};
+use dapr_session_host_tests::host::{
+    BeforeSend, CallResult, Exchange, Hooks, Instance, InstanceOptions, SessionError, Traffic,
+};
 use serde_json::{Value, json};
 
 use crate::backend::Kind;
@@ -131,6 +133,21 @@ pub static ALL: &[Case] = &[
     case!(corrupt::compat_metadata_wrong_shapes, compat),
     case!(corrupt::garbage_sidecar_answers_are_typed_errors),
 ];
+
+/// A new instance whose every exchange with the sidecar is recorded.
+pub async fn traced(ctx: &Ctx) -> anyhow::Result<(Instance, Traffic)> {
+    let traffic = Traffic::default();
+    let inst = ctx
+        .instance_with(InstanceOptions {
+            hooks: Hooks {
+                traffic: Some(traffic.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .await?;
+    Ok((inst, traffic))
+}
 
 /// An OpenAI Responses message item as JSON text.
 pub fn msg(role: &str, content: &str) -> String {

@@ -8,11 +8,11 @@ use anyhow::ensure;
 use dapr_session_host_tests::dapr_server::{
     Action, DaprServer, Fault, Route, ServerConfig, StoreConfig,
 };
-use dapr_session_host_tests::host::{Hooks, Instance, InstanceOptions, SessionHandle, Traffic};
+use dapr_session_host_tests::host::{Instance, SessionHandle};
 use serde_json::Value;
 
 use super::concurrency::check_batches;
-use super::{contents, messages, msg, session_error};
+use super::{contents, messages, msg, session_error, traced};
 use crate::harness::{CaseResult, Ctx};
 
 /// Adds `batches` batches of `per` items named `{prefix} b{b} i{i}`.
@@ -30,21 +30,6 @@ async fn fill(
         inst.add_items(s, &batch).await?;
     }
     Ok(())
-}
-
-async fn traced(ctx: &Ctx) -> anyhow::Result<(Instance, Traffic)> {
-    let traffic = Traffic::default();
-    let inst = ctx
-        .instance_with(InstanceOptions {
-            hooks: Hooks {
-                traffic: Some(traffic.clone()),
-                before_send: None,
-                pool: None,
-            },
-            ..Default::default()
-        })
-        .await?;
-    Ok((inst, traffic))
 }
 
 /// The keys are a head, the recent key, and one key per item; items are JSON strings holding

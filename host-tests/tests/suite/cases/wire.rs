@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use anyhow::ensure;
-use dapr_session_host_tests::host::{Consistency, Hooks, InstanceOptions, Traffic};
+use dapr_session_host_tests::host::Consistency;
 use serde_json::{Value, json};
 
-use super::{contents, msg};
+use super::{contents, msg, traced};
 use crate::harness::{CaseResult, Ctx};
 
 /// Every write request in a save (`upsert`) or a transaction (`upsert`/`delete`).
@@ -31,21 +31,6 @@ fn writes_of(e: &dapr_session_host_tests::host::Exchange) -> Vec<(String, Value)
                 .collect()
         })
         .unwrap_or_default()
-}
-
-async fn traced(ctx: &Ctx) -> anyhow::Result<(dapr_session_host_tests::host::Instance, Traffic)> {
-    let traffic = Traffic::default();
-    let inst = ctx
-        .instance_with(InstanceOptions {
-            hooks: Hooks {
-                traffic: Some(traffic.clone()),
-                before_send: None,
-                pool: None,
-            },
-            ..Default::default()
-        })
-        .await?;
-    Ok((inst, traffic))
 }
 
 /// Upstream `test_ttl_functionality` and `test_consistency_levels`, checked on the wire: every
