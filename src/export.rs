@@ -1,7 +1,7 @@
 //! The component's exports: converts between the WIT types and the session, and runs each
 //! call to completion on wstd's event loop.
 
-use crate::bindings::exports::agentmem::session::session as wit;
+use crate::wit::exports::agentmem::session::session as wit;
 use crate::config::ApiToken;
 use crate::dapr::Consistency;
 use crate::error::Error;

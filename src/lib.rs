@@ -5,7 +5,8 @@
 //! plus `ping` and `metadata`, stored in any Dapr state store through the sidecar's HTTP API.
 //!
 //! Modules, one concern each:
-//! - [`bindings`]: Rust bindings generated from the WIT.
+//! - [`wit`]: Rust bindings generated from the WIT (not named `bindings`: `cargo component`
+//!   writes its own `src/bindings.rs`, which this crate never compiles).
 //! - [`export`]: the WIT exports, converting to and from the types below.
 //! - [`session`]: argument checks and limits over a storage layout.
 //! - [`layout`]: how a session maps onto state keys.
@@ -13,7 +14,7 @@
 //! - [`config`], [`item`], [`error`], [`retry`], [`clock`], [`nonce`], [`join`]: what their
 //!   names say.
 
-pub mod bindings;
+pub mod wit;
 pub mod clock;
 pub mod config;
 pub mod dapr;
@@ -33,7 +34,7 @@ pub mod session;
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)]
 mod exports {
-    use crate::bindings;
+    use crate::wit;
     use crate::export::Component;
-    bindings::export!(Component with_types_in bindings);
+    wit::export!(Component with_types_in wit);
 }
