@@ -1,8 +1,7 @@
-//! A wasmtime host for the session component: compiles it once, instantiates it cheaply
-//! (through `InstancePre`), and calls its `session` interface with typed Rust values.
-//!
-//! Each [`Instance`] is one component instance with its own store, as one replica of an app
-//! would have; its outgoing HTTP goes over real sockets (`wasi:http` default hooks).
+//! The harness's view of the host: the product host (`dapr-session-host`) loaded with the
+//! component this build made (or the one `DAPR_SESSION_COMPONENT` names), refusing a
+//! component older than its sources, with test options: a settable clock and [`Hooks`] that
+//! record and steer the component's outgoing HTTP.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,23 +9,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
-use wasmtime::{Engine, Store};
-use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime::Engine;
+use wasmtime_wasi::HostWallClock;
 
-pub use crate::intercept::{BeforeSend, Exchange, HookFuture, Hooks, Pool, Synthetic, Traffic};
-
-mod bindings {
-    wasmtime::component::bindgen!({
-        world: "dapr-session",
-        path: "../wit",
-        exports: { default: async },
-    });
-}
-
-pub use bindings::exports::agentmem::session::session::{
-    Config, Consistency, Error as SessionError, InvalidInput, Layout, SessionMetadata, StoreError,
+pub use crate::intercept::{BeforeSend, Exchange, HookFuture, Hooks, Synthetic, Traffic};
+pub use dapr_session_host::{
+    CallError, CallResult, Config, Consistency, HostState, Instance, InvalidInput, Layout, Pool,
+    SessionError, SessionHandle, SessionMetadata, StoreError, config,
 };
 
 /// The path of the component the build script compiled.
@@ -34,52 +23,36 @@ pub const COMPONENT: &str = env!("DAPR_SESSION_WASM");
 /// The path of the example HTTP service (imports `session`, exports `wasi:http/incoming-handler`).
 pub const HTTP_SERVICE: &str = env!("DAPR_SESSION_HTTP_SERVICE_WASM");
 
-/// What a store of the host holds: WASI and wasi-http state.
-pub struct HostState {
-    wasi: WasiCtx,
-    http: WasiHttpCtx,
-    table: ResourceTable,
-    hooks: Hooks,
+/// The environment variable that names another build of the component to test (for example
+/// the one `cargo component build` makes).
+pub const COMPONENT_ENV: &str = "DAPR_SESSION_COMPONENT";
+
+/// The component under test: `$DAPR_SESSION_COMPONENT` if set, else [`COMPONENT`].
+pub fn component() -> PathBuf {
+    std::env::var_os(COMPONENT_ENV)
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| PathBuf::from(COMPONENT), PathBuf::from)
 }
 
-impl WasiView for HostState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
+/// The workspace root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-impl WasiHttpView for HostState {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.hooks,
-        }
-    }
-}
-
-impl HostState {
-    /// The state of a new store: stderr inherited, the environment, clock and hooks of
-    /// `options`.
-    pub fn new(options: InstanceOptions) -> Self {
-        let mut wasi = WasiCtxBuilder::new();
-        wasi.inherit_stderr();
-        for (k, v) in &options.env {
-            wasi.env(k, v);
-        }
-        if let Some(clock) = options.clock {
-            wasi.wall_clock(clock);
-        }
-        HostState {
-            wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
-            hooks: options.hooks,
-        }
-    }
+/// Fails if `wasm` is older than a source it was built from (cargo's dep-info next to it
+/// lists them; without one, every file under the components' source directories counts):
+/// tests must never run an old build.
+pub fn check_fresh(wasm: &Path) -> anyhow::Result<()> {
+    let root = root();
+    let service = root.join("examples").join("http-service");
+    let fallback = [
+        root.join("src"),
+        root.join("wit"),
+        service.join("src"),
+        service.join("wit"),
+    ];
+    dapr_session_build::check_fresh(wasm, &fallback)
+        .context("rebuild it (cargo build -p dapr-session-host-tests)")
 }
 
 /// A wall clock tests can set, so timestamps are exact without sleeping.
@@ -119,125 +92,46 @@ pub struct InstanceOptions {
     pub hooks: Hooks,
 }
 
-/// Fails if a source the built `wasm` was compiled from is newer than it: tests must never run
-/// an old build. The sources are those cargo lists in the `.d` file next to the `.wasm` (so
-/// test-only files, which the component never compiles, do not count); without one, every file
-/// under the workspace's `src/` and `wit/` and the example service's.
-pub fn check_fresh(wasm: &Path) -> anyhow::Result<()> {
-    let built = std::fs::metadata(wasm)
-        .and_then(|m| m.modified())
-        .with_context(|| format!("component {}", wasm.display()))?;
-    let sources = match std::fs::read_to_string(wasm.with_extension("d")) {
-        Ok(deps) => dep_info_sources(&deps),
-        Err(_) => source_tree(),
-    };
-    for path in sources {
-        if std::fs::metadata(&path)
-            .and_then(|m| m.modified())
-            .is_ok_and(|m| m > built)
-        {
-            anyhow::bail!(
-                "component {} is older than {}: rebuild it (cargo build -p dapr-session-host-tests)",
-                wasm.display(),
-                path.display()
-            );
+impl InstanceOptions {
+    /// The product host's options for these.
+    pub fn to_host(&self) -> dapr_session_host::InstanceOptions {
+        dapr_session_host::InstanceOptions {
+            env: self.env.clone(),
+            wall_clock: self
+                .clock
+                .clone()
+                .map(|c| Arc::new(c) as Arc<dyn HostWallClock + Sync>),
+            transport: Some(self.hooks.transport()),
         }
     }
-    Ok(())
-}
-
-/// The prerequisites of the first rule of a Makefile-style dep-info file (`\ ` escapes a space).
-fn dep_info_sources(deps: &str) -> Vec<PathBuf> {
-    let Some(line) = deps.lines().next() else {
-        return Vec::new();
-    };
-    let Some((_, prerequisites)) = line.split_once(": ") else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    let mut current = String::new();
-    let mut chars = prerequisites.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if chars.peek() == Some(&' ') => {
-                current.push(' ');
-                chars.next();
-            }
-            ' ' => {
-                if !current.is_empty() {
-                    out.push(PathBuf::from(std::mem::take(&mut current)));
-                }
-            }
-            c => current.push(c),
-        }
-    }
-    if !current.is_empty() {
-        out.push(PathBuf::from(current));
-    }
-    out
-}
-
-/// Every file under the components' source directories.
-fn source_tree() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let service = root.join("examples").join("http-service");
-    let mut stack = vec![
-        root.join("src"),
-        root.join("wit"),
-        service.join("src"),
-        service.join("wit"),
-    ];
-    let mut files = Vec::new();
-    while let Some(path) = stack.pop() {
-        match std::fs::read_dir(&path) {
-            Ok(entries) => stack.extend(entries.flatten().map(|e| e.path())),
-            Err(_) if path.is_file() => files.push(path),
-            Err(_) => {}
-        }
-    }
-    files
 }
 
 /// The compiled component, ready to be instantiated many times.
 #[derive(Clone)]
-pub struct Host {
-    engine: Engine,
-    pre: bindings::DaprSessionPre<HostState>,
-}
+pub struct Host(dapr_session_host::Host);
 
 impl Host {
-    /// Compiles the component the build script produced.
+    /// Compiles the component under test ([`component`]), after checking it is not older
+    /// than its sources.
     pub fn new() -> anyhow::Result<Self> {
-        check_fresh(Path::new(COMPONENT))?;
-        Self::from_file(Path::new(COMPONENT))
+        let wasm = component();
+        check_fresh(&wasm)?;
+        Self::from_file(&wasm)
     }
 
-    /// Compiles the component at `path`. With `DAPR_SESSION_PERFMAP=1` in the environment,
-    /// wasmtime writes `/tmp/perf-<pid>.map`, so `perf report` names the component's functions.
+    /// Compiles the component at `path`.
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
-        let mut config = wasmtime::Config::new();
-        if std::env::var_os("DAPR_SESSION_PERFMAP").is_some_and(|v| v == "1") {
-            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
-        }
-        let engine = Engine::new(&config)?;
-        let component = Component::from_file(&engine, path)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("loading component {}", path.display()))?;
-        Self::from_component(engine, &component)
+        Ok(Host(dapr_session_host::Host::from_file(path)?))
     }
 
-    /// Links `component` against WASI and wasi-http.
-    pub fn from_component(engine: Engine, component: &Component) -> anyhow::Result<Self> {
-        let mut linker = Linker::<HostState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        let pre = bindings::DaprSessionPre::new(linker.instantiate_pre(component)?)?;
-        Ok(Host { engine, pre })
+    /// The product host inside.
+    pub fn inner(&self) -> &dapr_session_host::Host {
+        &self.0
     }
 
     /// The engine the component was compiled with.
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        self.0.engine()
     }
 
     /// A new instance with no environment.
@@ -247,160 +141,6 @@ impl Host {
 
     /// A new instance set up by `options`.
     pub async fn instance_with(&self, options: InstanceOptions) -> anyhow::Result<Instance> {
-        let mut store = Store::new(&self.engine, HostState::new(options));
-        let api = self.pre.instantiate_async(&mut store).await?;
-        Ok(Instance { store, api })
-    }
-}
-
-/// A failed call: the component returned an error, or it trapped.
-#[derive(Debug)]
-pub enum CallError {
-    /// The `error` the component returned.
-    Session(SessionError),
-    /// The component trapped or could not be called.
-    Trap(anyhow::Error),
-}
-
-impl std::fmt::Display for CallError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CallError::Session(e) => write!(f, "session error: {e:?}"),
-            CallError::Trap(e) => write!(f, "trap: {e:#}"),
-        }
-    }
-}
-
-impl std::error::Error for CallError {}
-
-impl CallError {
-    /// The session error, if it is one.
-    pub fn session(&self) -> Option<&SessionError> {
-        match self {
-            CallError::Session(e) => Some(e),
-            CallError::Trap(_) => None,
-        }
-    }
-}
-
-/// Result of a call into the component.
-pub type CallResult<T> = Result<T, CallError>;
-
-fn flatten<T>(r: wasmtime::Result<Result<T, SessionError>>) -> CallResult<T> {
-    match r {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(CallError::Session(e)),
-        Err(e) => Err(CallError::Trap(e.into())),
-    }
-}
-
-/// An open session handle inside an [`Instance`].
-#[derive(Debug, Clone, Copy)]
-pub struct SessionHandle(ResourceAny);
-
-/// One instance of the component.
-pub struct Instance {
-    store: Store<HostState>,
-    api: bindings::DaprSession,
-}
-
-impl Instance {
-    fn session(&self) -> bindings::exports::agentmem::session::session::GuestSession<'_> {
-        self.api.agentmem_session_session().session()
-    }
-
-    /// `session.open`.
-    pub async fn open(&mut self, id: &str, config: &Config) -> CallResult<SessionHandle> {
-        let api = self.api.agentmem_session_session().session();
-        flatten(api.call_open(&mut self.store, id, config).await).map(SessionHandle)
-    }
-
-    /// `session.id`.
-    pub async fn id(&mut self, s: SessionHandle) -> CallResult<String> {
-        let api = self.api.agentmem_session_session().session();
-        api.call_id(&mut self.store, s.0)
-            .await
-            .map_err(|e| CallError::Trap(e.into()))
-    }
-
-    /// `session.get-items`.
-    pub async fn get_items(
-        &mut self,
-        s: SessionHandle,
-        limit: Option<u32>,
-    ) -> CallResult<Vec<String>> {
-        let api = self.api.agentmem_session_session().session();
-        flatten(api.call_get_items(&mut self.store, s.0, limit).await)
-    }
-
-    /// `session.add-items`.
-    pub async fn add_items(&mut self, s: SessionHandle, items: &[String]) -> CallResult<()> {
-        let api = self.api.agentmem_session_session().session();
-        flatten(api.call_add_items(&mut self.store, s.0, items).await)
-    }
-
-    /// `session.pop-item`.
-    pub async fn pop_item(&mut self, s: SessionHandle) -> CallResult<Option<String>> {
-        let api = self.api.agentmem_session_session().session();
-        flatten(api.call_pop_item(&mut self.store, s.0).await)
-    }
-
-    /// `session.clear`.
-    pub async fn clear(&mut self, s: SessionHandle) -> CallResult<()> {
-        let api = self.api.agentmem_session_session().session();
-        flatten(api.call_clear(&mut self.store, s.0).await)
-    }
-
-    /// `session.ping`.
-    pub async fn ping(&mut self, s: SessionHandle) -> CallResult<()> {
-        let api = self.api.agentmem_session_session().session();
-        flatten(api.call_ping(&mut self.store, s.0).await)
-    }
-
-    /// `session.metadata`.
-    pub async fn metadata(&mut self, s: SessionHandle) -> CallResult<SessionMetadata> {
-        let api = self.api.agentmem_session_session().session();
-        flatten(api.call_metadata(&mut self.store, s.0).await)
-    }
-
-    /// Drops the session resource.
-    pub async fn close(&mut self, s: SessionHandle) -> anyhow::Result<()> {
-        let _ = self.session();
-        s.0.resource_drop_async(&mut self.store).await?;
-        Ok(())
-    }
-}
-
-/// A config for `store` at `endpoint`, every other field default.
-pub fn config(endpoint: &str, store: &str) -> Config {
-    Config {
-        store_name: store.to_string(),
-        endpoint: Some(endpoint.to_string()),
-        api_token: None,
-        ttl_seconds: None,
-        consistency: None,
-        key_prefix: None,
-        default_limit: None,
-        timeout_ms: None,
-        layout: None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::dep_info_sources;
-    use std::path::PathBuf;
-
-    #[test]
-    fn reads_dep_info() {
-        let deps = "/t/a.wasm: /w/src/lib.rs /w/my\\ dir/x.rs /w/wit/s.wit\n\n/w/src/lib.rs:\n";
-        assert_eq!(
-            dep_info_sources(deps),
-            vec![
-                PathBuf::from("/w/src/lib.rs"),
-                PathBuf::from("/w/my dir/x.rs"),
-                PathBuf::from("/w/wit/s.wit")
-            ]
-        );
+        Ok(self.0.instance_with(options.to_host()).await?)
     }
 }

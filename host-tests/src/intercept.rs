@@ -1,20 +1,20 @@
-//! Watching and steering the component's outgoing HTTP from the host.
+//! Watching and steering the component's outgoing HTTP from the host, through the host's
+//! [`Transport`] interception point.
 //!
 //! A [`Traffic`] records every request an instance sends (with its body) and the response
 //! it got, whatever the backend behind it: the test server or a real daprd. A [`BeforeSend`]
 //! hook runs before a request leaves, so a test can, say, slip in a competing write between
-//! the component's read and its conditional write.
+//! the component's read and its conditional write. [`Hooks`] puts them together in front of
+//! a [`Pool`] or wasmtime's default sending.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use dapr_session_host::{Direct, Pool, SendFuture, Transport, WasiBody};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use wasmtime_wasi_http::{RequestOptions, WasiHttpHooks};
+use wasmtime_wasi_http::RequestOptions;
 
 /// One request the component sent, and what came back.
 #[derive(Debug, Clone)]
@@ -127,58 +127,7 @@ pub type HookFuture = Pin<Box<dyn Future<Output = Option<Synthetic>> + Send>>;
 /// Runs before each request leaves the host; sees the request about to be sent.
 pub type BeforeSend = Arc<dyn Fn(&Exchange) -> HookFuture + Send + Sync>;
 
-/// A keep-alive HTTP/1 connection pool for outgoing requests, shared by instances, as hosts
-/// such as Spin and wasmCloud keep one. Without it, wasmtime opens a connection per request.
-#[derive(Clone)]
-pub struct Pool {
-    client: Client<HttpConnector, WasiBody>,
-    requests: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl Pool {
-    /// A new, empty pool.
-    pub fn new() -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        Pool {
-            client: Client::builder(TokioExecutor::new()).build(connector),
-            requests: Arc::default(),
-        }
-    }
-
-    /// Requests sent through the pool so far.
-    pub fn requests(&self) -> u64 {
-        self.requests.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    async fn send(&self, request: http::Request<WasiBody>) -> SendResult {
-        self.requests
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let res = self.client.request(request).await.map_err(|e| {
-            if e.is_connect() {
-                wasmtime_wasi_http::Error::ConnectionRefused
-            } else {
-                wasmtime_wasi_http::Error::HttpProtocolError
-            }
-        })?;
-        let res = res.map(|b| {
-            b.map_err(|_| wasmtime_wasi_http::Error::HttpProtocolError)
-                .boxed_unsync()
-        });
-        Ok((
-            res,
-            Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>,
-        ))
-    }
-}
-
-impl Default for Pool {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// The wasi-http hooks of one instance.
+/// The hooks of one instance's outgoing HTTP.
 #[derive(Clone, Default)]
 pub struct Hooks {
     /// Where to record exchanges, if anywhere.
@@ -190,49 +139,55 @@ pub struct Hooks {
 }
 
 impl Hooks {
-    fn is_active(&self) -> bool {
-        self.traffic.is_some() || self.before_send.is_some()
+    /// The transport these hooks make: the pool or wasmtime's default, behind a recorder
+    /// when anything is recorded or hooked.
+    pub fn transport(&self) -> Arc<dyn Transport> {
+        let next: Arc<dyn Transport> = match &self.pool {
+            Some(pool) => Arc::new(pool.clone()),
+            None => Arc::new(Direct),
+        };
+        if self.traffic.is_none() && self.before_send.is_none() {
+            return next;
+        }
+        Arc::new(Recorder {
+            traffic: self.traffic.clone(),
+            before_send: self.before_send.clone(),
+            next,
+        })
     }
 }
 
-/// Sends `request` through `pool`, or the way wasmtime does by default.
-async fn forward(
-    pool: Option<Pool>,
-    request: http::Request<WasiBody>,
-    options: Option<RequestOptions>,
-) -> SendResult {
-    if let Some(pool) = pool {
-        return pool.send(request).await;
-    }
-    let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-    Ok((
-        res.map(BodyExt::boxed_unsync),
-        Box::new(io) as Box<dyn Future<Output = _> + Send>,
-    ))
+/// Records and hooks requests, then sends them on with `next`.
+struct Recorder {
+    traffic: Option<Traffic>,
+    before_send: Option<BeforeSend>,
+    next: Arc<dyn Transport>,
 }
 
-type WasiBody = wasmtime_wasi_http::WasiBody;
-type SendResult = wasmtime_wasi_http::Result<(
-    http::Response<WasiBody>,
-    Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-)>;
+fn full(body: Bytes) -> WasiBody {
+    Full::new(body)
+        .map_err(|e: std::convert::Infallible| match e {})
+        .boxed_unsync()
+}
 
-impl WasiHttpHooks for Hooks {
-    fn send_request(
-        &mut self,
+impl Transport for Recorder {
+    fn send(
+        &self,
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
-        fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-    ) -> Box<dyn Future<Output = SendResult> + Send> {
-        _ = fut;
-        if !self.is_active() {
-            return Box::new(forward(self.pool.clone(), request, options));
-        }
-        let hooks = self.clone();
+    ) -> SendFuture {
         // When the guest issued the request, not when the host got round to sending it:
         // requests the guest issues together count as one round trip whatever the scheduling.
         let started = std::time::Instant::now();
+        let traffic = self.traffic.clone();
+        let before_send = self.before_send.clone();
+        let next = self.next.clone();
         Box::new(async move {
+            let record = |exchange: Exchange| {
+                if let Some(t) = &traffic {
+                    t.push(exchange);
+                }
+            };
             let (parts, body) = request.into_parts();
             let body = body.collect().await?.to_bytes();
             let mut exchange = Exchange {
@@ -254,41 +209,27 @@ impl WasiHttpHooks for Hooks {
                 started,
                 finished: std::time::Instant::now(),
             };
-            if let Some(hook) = &hooks.before_send
+            if let Some(hook) = &before_send
                 && let Some(answer) = hook(&exchange).await
             {
                 exchange.status = answer.status;
                 exchange.response_bytes = answer.body.len();
                 exchange.finished = std::time::Instant::now();
-                if let Some(t) = &hooks.traffic {
-                    t.push(exchange);
-                }
+                record(exchange);
                 let res = http::Response::builder()
                     .status(answer.status)
                     .header("content-type", "application/json")
-                    .body(
-                        Full::new(Bytes::from(answer.body))
-                            .map_err(|e: std::convert::Infallible| match e {})
-                            .boxed_unsync(),
-                    )
+                    .body(full(Bytes::from(answer.body)))
                     .map_err(|_| wasmtime_wasi_http::Error::InternalError(None))?;
                 let io = async { Ok(()) };
                 return Ok((res, Box::new(io) as Box<dyn Future<Output = _> + Send>));
             }
-            let request = http::Request::from_parts(
-                parts,
-                Full::new(body)
-                    .map_err(|e: std::convert::Infallible| match e {})
-                    .boxed_unsync(),
-            );
-            let sent = forward(hooks.pool.clone(), request, options).await;
-            let (res, io) = match sent {
+            let request = http::Request::from_parts(parts, full(body));
+            let (res, io) = match Box::into_pin(next.send(request, options)).await {
                 Ok(ok) => ok,
                 Err(e) => {
                     exchange.finished = std::time::Instant::now();
-                    if let Some(t) = &hooks.traffic {
-                        t.push(exchange);
-                    }
+                    record(exchange);
                     return Err(e);
                 }
             };
@@ -300,23 +241,14 @@ impl WasiHttpHooks for Hooks {
             let res_bytes = match collected {
                 Ok(c) => c.to_bytes(),
                 Err(e) => {
-                    if let Some(t) = &hooks.traffic {
-                        t.push(exchange);
-                    }
+                    record(exchange);
                     return Err(e);
                 }
             };
             exchange.response_bytes = res_bytes.len();
             exchange.finished = std::time::Instant::now();
-            if let Some(t) = &hooks.traffic {
-                t.push(exchange);
-            }
-            let res = http::Response::from_parts(
-                res_parts,
-                Full::new(res_bytes)
-                    .map_err(|e: std::convert::Infallible| match e {})
-                    .boxed_unsync(),
-            );
+            record(exchange);
+            let res = http::Response::from_parts(res_parts, full(res_bytes));
             let io = async move { io.await.unwrap_or(Ok(())) };
             Ok((res, Box::new(io) as Box<dyn Future<Output = _> + Send>))
         })

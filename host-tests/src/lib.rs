@@ -1,13 +1,16 @@
-//! Host-side harness for the dapr-session component.
+//! Test harness for the dapr-session component.
 //!
-//! - [`host`]: a wasmtime host that loads the built `.wasm` and calls its `session` interface.
-//! - [`dapr_server`]: a Dapr-compatible state server, in process, with fault injection and
-//!   request counters. It is also the embedded store of the command-line host's `demo`.
+//! - [`host`]: the product host (`dapr-session-host`) loaded with the component this build
+//!   made, with test options: a settable clock and hooks on its outgoing HTTP.
+//! - [`dapr_server`]: the local Dapr-compatible state store (`dapr-session-local-store`) with
+//!   fault injection and request counters.
 //! - [`daprd`]: a real daprd, built once from the Go module proxy and cached, started
 //!   standalone on loopback; [`redis`]: a Debian redis-server and a tiny RESP client;
 //!   [`process`]: child processes that always stop.
-//! - [`client`]: a native HTTP client for Dapr's state API; [`intercept`]: the host's view of
-//!   the component's outgoing HTTP.
+//! - [`client`]: a native HTTP client for Dapr's state API; [`intercept`]: recording and
+//!   steering the component's outgoing HTTP.
+//! - [`compose`]: `wac` composition; [`serve`]: a `wasi:http/incoming-handler` host;
+//!   [`python`]: the Python `DaprSession`.
 //!
 //! The suites live in `tests/`.
 

@@ -44,8 +44,7 @@ impl Service {
         options: InstanceOptions,
     ) -> anyhow::Result<Self> {
         let mut linker = Linker::<HostState>::new(engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        dapr_session_host::add_to_linker(&mut linker)?;
         let pre = ProxyPre::new(linker.instantiate_pre(component)?)?;
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
@@ -127,7 +126,10 @@ async fn call(
     shared: &Shared,
     request: hyper::Request<hyper::body::Incoming>,
 ) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
-    let mut store = Store::new(shared.pre.engine(), HostState::new(shared.options.clone()));
+    let mut store = Store::new(
+        shared.pre.engine(),
+        HostState::new(shared.options.to_host()),
+    );
     let (tx, rx) = tokio::sync::oneshot::channel();
     let request = store
         .data_mut()

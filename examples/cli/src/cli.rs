@@ -14,7 +14,7 @@ use crate::exit;
 #[derive(Debug, Parser)]
 #[command(
     name = "dapr-session",
-    version,
+    version = crate::component::VERSION_LINE,
     propagate_version = true,
     after_help = exit::HELP
 )]
@@ -74,7 +74,7 @@ pub struct Global {
     /// Print no status lines or summaries on stderr (errors are still printed)
     #[arg(short, long, global = true, help_heading = "Output")]
     pub quiet: bool,
-    /// The component to run [default: the one this build compiled]
+    /// The component to run [default: the one embedded in this binary]
     #[arg(long, global = true, value_name = "WASM", help_heading = "Advanced")]
     pub component: Option<PathBuf>,
 }

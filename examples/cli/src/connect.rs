@@ -1,7 +1,7 @@
 //! From the global options to an open session: the component's config, one instance, and
 //! the [`Target`] that error messages describe.
 
-use dapr_session_host_tests::host::{
+use dapr_session_host::{
     CallError, CallResult, Config, Consistency, Host, Instance, InstanceOptions, Layout,
     SessionHandle, SessionMetadata,
 };

@@ -1,8 +1,8 @@
 //! `dapr-session demo`: a multi-turn conversation through the component, against the
 //! embedded Dapr-compatible store, printing what each step stored.
 
-use dapr_session_host_tests::dapr_server::DaprServer;
-use dapr_session_host_tests::host::{Host, config};
+use dapr_session_host::{Host, config};
+use dapr_session_local_store::{ServerConfig, StateServer};
 use serde_json::{Value, json};
 
 use crate::output::Output;
@@ -16,10 +16,10 @@ fn msg(role: &str, content: &str) -> String {
 /// Runs the demo and returns what to print: a report per step, or with `--json` one JSON
 /// array of steps. The embedded store stops when the demo ends.
 pub async fn run(host: &Host, component: &str, out: &Output) -> anyhow::Result<String> {
-    let server = DaprServer::start_default().await?;
+    let server = StateServer::start(ServerConfig::default()).await?;
     let mut steps = Vec::new();
     let mut text = String::new();
-    let mut report = |title: &str, result: Value, server: &DaprServer| {
+    let mut report = |title: &str, result: Value, server: &StateServer| {
         let stored = stored(server);
         if out.is_json() {
             steps.push(json!({"step": title, "result": result, "stored": stored}));
@@ -141,7 +141,7 @@ fn items_json(items: &[String]) -> Value {
 }
 
 /// Every key of the demo store with its value (parsed as JSON where it is JSON).
-fn stored(server: &DaprServer) -> Value {
+fn stored(server: &StateServer) -> Value {
     let mut map = serde_json::Map::new();
     for key in server.keys(STORE) {
         if let Some(item) = server.raw_get(STORE, &key) {

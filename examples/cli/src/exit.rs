@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use dapr_session_host_tests::host::SessionError;
+use dapr_session_host::SessionError;
 
 /// How a run ended, each kind with its own exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

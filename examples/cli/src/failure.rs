@@ -2,7 +2,7 @@
 
 use std::io::Write as _;
 
-use dapr_session_host_tests::host::{CallError, SessionError};
+use dapr_session_host::{CallError, SessionError};
 use serde_json::{Map, Value, json};
 
 use crate::connect::Target;
@@ -54,9 +54,9 @@ impl Failure {
         failure
     }
 
-    /// The host failed (the component could not be loaded or trapped).
-    pub fn internal(e: &anyhow::Error) -> Self {
-        Failure::new(Kind::Other, format!("{e:#}"))
+    /// The host failed (the component could not be loaded or instantiated).
+    pub fn internal(e: &dyn std::error::Error) -> Self {
+        Failure::new(Kind::Other, e.to_string())
     }
 
     /// A failed call into the component, explained for `target`.
@@ -175,7 +175,7 @@ impl Failure {
 
 #[cfg(test)]
 mod tests {
-    use dapr_session_host_tests::host::{InvalidInput, SessionError, StoreError};
+    use dapr_session_host::{InvalidInput, SessionError, StoreError};
 
     use super::Failure;
     use crate::connect::Target;

@@ -3,7 +3,7 @@
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
-use dapr_session_host_tests::host::{CallError, Host, SessionError};
+use dapr_session_host::{CallError, Host, SessionError};
 use serde_json::json;
 
 use crate::cli::Global;

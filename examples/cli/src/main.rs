@@ -7,6 +7,7 @@
 
 mod cli;
 mod commands;
+mod component;
 mod connect;
 mod demo;
 mod exit;
@@ -19,7 +20,7 @@ mod progress;
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use dapr_session_host_tests::host::{COMPONENT, CallError, Host};
+use dapr_session_host::{CallError, Host};
 
 use crate::cli::{Cli, Command, Global};
 use crate::connect::Session;
@@ -114,7 +115,7 @@ async fn run(cli: Cli, out: &Output) -> Result<Kind, Failure> {
             let component = global
                 .component
                 .as_ref()
-                .map_or_else(|| COMPONENT.to_string(), |p| p.display().to_string());
+                .map_or_else(component::describe, |p| p.display().to_string());
             let text = demo::run(&host, &component, out)
                 .await
                 .map_err(|e| demo_failure(&e))?;
@@ -124,13 +125,12 @@ async fn run(cli: Cli, out: &Output) -> Result<Kind, Failure> {
     }
 }
 
-/// Compiles the component (`--component`, else the one this build made).
+/// Compiles the component: `--component`, else the one embedded in this binary.
 fn load_host(global: &Global) -> Result<Host, Failure> {
     match &global.component {
-        Some(path) => Host::from_file(path),
-        None => Host::new(),
+        Some(path) => Host::from_file(path).map_err(|e| Failure::internal(&e)),
+        None => component::embedded(),
     }
-    .map_err(|e| Failure::internal(&e))
 }
 
 /// Loads the component and opens session `id` in a new instance.

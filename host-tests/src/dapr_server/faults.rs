@@ -3,26 +3,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Which part of Dapr's API a request is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Route {
-    /// `GET /v1.0/state/{store}/{key}`.
-    Get,
-    /// `POST /v1.0/state/{store}`.
-    Save,
-    /// `DELETE /v1.0/state/{store}/{key}`.
-    Delete,
-    /// `POST /v1.0/state/{store}/bulk`.
-    BulkGet,
-    /// `POST /v1.0/state/{store}/transaction`.
-    Transaction,
-    /// `GET /v1.0/healthz` and `/v1.0/healthz/outbound`.
-    Healthz,
-    /// `GET /v1.0/metadata`.
-    Metadata,
-    /// Anything else.
-    Other,
-}
+pub use dapr_session_local_store::Route;
 
 /// What a fault does to a matching request.
 #[derive(Debug, Clone, PartialEq, Eq)]

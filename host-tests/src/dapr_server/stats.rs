@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::faults::Route;
+use dapr_session_local_store::Route;
 
 /// Counters for one route.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

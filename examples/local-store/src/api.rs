@@ -1,69 +1,19 @@
-//! Dapr's HTTP API on top of [`Store`]: routes, request decoding, status codes and error
-//! bodies, as daprd v1.18 answers them.
+//! Dapr's state API on top of [`Store`]: request decoding, status codes and error bodies, as
+//! daprd v1.18 with `state.in-memory` answers them.
 
 use std::collections::HashMap;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, StatusCode};
+use http::{HeaderValue, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::Shared;
-use super::faults::Route;
-use super::gojson;
-use super::store::{Concurrency, EtagMismatch, Op, Store};
-
-/// What the handler decided to answer.
-pub(crate) struct Answer {
-    pub status: StatusCode,
-    pub headers: Vec<(String, String)>,
-    pub body: Bytes,
-}
-
-impl Answer {
-    fn empty() -> Self {
-        Answer {
-            status: StatusCode::NO_CONTENT,
-            headers: Vec::new(),
-            body: Bytes::new(),
-        }
-    }
-
-    fn json(status: StatusCode, body: Vec<u8>) -> Self {
-        Answer {
-            status,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: Bytes::from(body),
-        }
-    }
-
-    /// daprd's legacy error body: `{"errorCode","message"}`.
-    pub(crate) fn error(status: u16, code: &str, message: impl Into<String>) -> Self {
-        let body = json!({"errorCode": code, "message": message.into()});
-        Answer::json(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            body.to_string().into_bytes(),
-        )
-    }
-
-    /// daprd's rich (kit) error body, with `details`.
-    fn rich(status: u16, code: &str, message: impl Into<String>, details: Value) -> Self {
-        let body = json!({"errorCode": code, "message": message.into(), "details": details});
-        Answer::json(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            body.to_string().into_bytes(),
-        )
-    }
-
-    fn unauthorized() -> Self {
-        Answer {
-            status: StatusCode::UNAUTHORIZED,
-            headers: vec![("content-type".into(), "text/plain".into())],
-            body: Bytes::from_static(b"invalid api token\n"),
-        }
-    }
-}
+use crate::answer::{Answer, error_info, illegal_key};
+use crate::gojson;
+use crate::route::{Route, query_metadata, query_param};
+use crate::server::Shared;
+use crate::store::{Concurrency, EtagMismatch, Op, Store};
 
 /// The parts of a request the API looks at.
 pub(crate) struct Incoming<'a> {
@@ -72,83 +22,7 @@ pub(crate) struct Incoming<'a> {
     pub body: &'a [u8],
 }
 
-/// Which route a request is for, and its path parameters (decoded).
-pub(crate) fn route(method: &Method, path: &str) -> (Route, Vec<String>) {
-    let segments: Vec<&str> = path.split('/').collect();
-    let params = |from: usize| -> Vec<String> {
-        segments
-            .iter()
-            .skip(from)
-            .map(|s| query_unescape(s))
-            .collect()
-    };
-    match (method, segments.as_slice()) {
-        (&Method::GET, ["", "v1.0", "healthz"] | ["", "v1.0", "healthz", "outbound"]) => {
-            (Route::Healthz, Vec::new())
-        }
-        (&Method::GET, ["", "v1.0", "metadata"]) => (Route::Metadata, Vec::new()),
-        (&Method::POST | &Method::PUT, ["", "v1.0", "state", _]) => (Route::Save, params(3)),
-        (&Method::POST | &Method::PUT, ["", "v1.0", "state", _, "bulk"]) => {
-            (Route::BulkGet, params(3))
-        }
-        (&Method::POST | &Method::PUT, ["", "v1.0", "state", _, "transaction"]) => {
-            (Route::Transaction, params(3))
-        }
-        (&Method::GET, ["", "v1.0", "state", _, _]) => (Route::Get, params(3)),
-        (&Method::DELETE, ["", "v1.0", "state", _, _]) => (Route::Delete, params(3)),
-        _ => (Route::Other, Vec::new()),
-    }
-}
-
-/// Go's `url.QueryUnescape`, which daprd applies to path parameters: `+` is a space.
-fn query_unescape(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                if let Some(v) = hex {
-                    out.push(v);
-                    i += 2;
-                } else {
-                    out.push(b'%');
-                }
-            }
-            other => out.push(other),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    query?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (query_unescape(k) == name).then(|| query_unescape(v))
-    })
-}
-
-fn query_metadata(query: Option<&str>) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    if let Some(q) = query {
-        for pair in q.split('&') {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            if let Some(name) = query_unescape(k).strip_prefix("metadata.") {
-                out.entry(name.to_string())
-                    .or_insert_with(|| query_unescape(v));
-            }
-        }
-    }
-    out
-}
-
-/// Handles one request that passed fault injection.
+/// Answers one request, applying it to the stores.
 pub(crate) fn handle(
     shared: &Shared,
     req: &Incoming<'_>,
@@ -233,28 +107,6 @@ pub(crate) fn handle(
             }
         }
     }
-}
-
-fn error_info(reason: &str, app_id: &str) -> Value {
-    json!({
-        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-        "domain": "dapr.io",
-        "reason": reason,
-        "metadata": {"appID": app_id},
-    })
-}
-
-fn illegal_key(store: &str, key: &str) -> Answer {
-    Answer::rich(
-        400,
-        "ERR_MALFORMED_REQUEST",
-        format!("input key/keyPrefix '{key}' can't contain '||'"),
-        json!([
-            {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "domain": "dapr.io", "reason": "DAPR_STATE_ILLEGAL_KEY", "metadata": {}},
-            {"@type": "type.googleapis.com/google.rpc.ResourceInfo", "resource_type": "state", "resource_name": store, "owner": "", "description": ""},
-            {"@type": "type.googleapis.com/google.rpc.BadRequest", "field_violations": [{"field": key, "description": format!("input key/keyPrefix '{key}' can't contain '||'")}]},
-        ]),
-    )
 }
 
 fn metadata(shared: &Shared) -> Answer {
