@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
+use crate::cache::{build_once, cache_dir};
 use crate::client::DaprHttp;
-use crate::process::{Process, TempDir, cache_dir, free_port, wait_until};
+use crate::process::{Process, TempDir, free_port, wait_until};
 use crate::redis::which;
 
 /// The Dapr release the wrapper module pins.
@@ -65,7 +66,8 @@ pub fn cached_binary() -> PathBuf {
 }
 
 /// The daprd binary: `DAPRD_BIN` if set, else the cached build, else a fresh build (minutes,
-/// once per machine). Build output goes to stderr.
+/// once per machine; processes that need it meanwhile wait for that one build). Build output
+/// goes to stderr.
 pub fn binary() -> Result<PathBuf, Unavailable> {
     if let Some(bin) = std::env::var_os("DAPRD_BIN") {
         return Ok(PathBuf::from(bin));
@@ -75,13 +77,16 @@ pub fn binary() -> Result<PathBuf, Unavailable> {
         return Ok(target);
     }
     let go = which("go").ok_or(Unavailable::NoGo)?;
-    build(&go, &target).map_err(|e| Unavailable::BuildFailed(format!("{e:#}")))?;
+    build_once(&target, "building daprd", || build(&go, &target))
+        .map_err(|e| Unavailable::BuildFailed(format!("{e:#}")))?;
     Ok(target)
 }
 
+/// Builds daprd into `target`. The caller holds the cache lock, so the work directory is
+/// this wrapper's own; a crashed build's leftovers are removed first.
 fn build(go: &Path, target: &Path) -> anyhow::Result<()> {
     let dir = target.parent().context("cache path has no parent")?;
-    let work = dir.with_file_name(format!("build-{}-{}", wrapper_hash(), std::process::id()));
+    let work = dir.with_file_name(format!("build-{}", wrapper_hash()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
     for (name, text) in WRAPPER {
@@ -117,7 +122,7 @@ fn build(go: &Path, target: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let built = work.join("daprd");
     let size = std::fs::metadata(&built)?.len();
-    // Rename is atomic: a concurrent run sees either no binary or a whole one.
+    // Rename is atomic: a process that does not take the lock sees no binary or a whole one.
     std::fs::rename(&built, target)?;
     std::fs::write(
         dir.join("build.txt"),

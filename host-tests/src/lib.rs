@@ -6,7 +6,8 @@
 //!   fault injection and request counters.
 //! - [`daprd`]: a real daprd, built once from the Go module proxy and cached, started
 //!   standalone on loopback; [`redis`]: a Debian redis-server and a tiny RESP client;
-//!   [`process`]: child processes that always stop.
+//!   [`process`]: child processes that always stop; [`cache`]: the per-machine cache and
+//!   its lock.
 //! - [`client`]: a native HTTP client for Dapr's state API; [`intercept`]: recording and
 //!   steering the component's outgoing HTTP.
 //! - [`compose`]: `wac` composition; [`serve`]: a `wasi:http/incoming-handler` host;
@@ -14,6 +15,7 @@
 //!
 //! The suites live in `tests/`.
 
+pub mod cache;
 pub mod client;
 pub mod compose;
 pub mod dapr_server;

@@ -1,6 +1,8 @@
 //! Child processes the harness starts (daprd, redis-server): free loopback ports, logs kept
 //! in a temp dir, and a guaranteed stop, on drop and when the test process dies.
 
+pub use crate::cache::cache_dir;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -9,19 +11,6 @@ use std::time::{Duration, Instant};
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
-}
-
-/// The directory heavy, reusable artifacts are cached in: `$DAPR_SESSION_CACHE`, else
-/// `$XDG_CACHE_HOME/dapr-session`, else `~/.cache/dapr-session`. Outside any clone.
-pub fn cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("DAPR_SESSION_CACHE") {
-        return PathBuf::from(d);
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("dapr-session")
 }
 
 /// A fresh, empty temporary directory, removed when dropped.
@@ -59,6 +48,7 @@ pub struct Process {
     name: String,
     child: Option<Child>,
     log: PathBuf,
+    stop_signal: libc::c_int,
 }
 
 impl Process {
@@ -76,7 +66,14 @@ impl Process {
             name: name.to_string(),
             child: Some(child),
             log: log.to_path_buf(),
+            stop_signal: libc::SIGTERM,
         })
+    }
+
+    /// Stops it with `signal` instead of SIGTERM.
+    pub fn with_stop_signal(mut self, signal: libc::c_int) -> Self {
+        self.stop_signal = signal;
+        self
     }
 
     /// Its pid, while it runs.
@@ -100,13 +97,13 @@ impl Process {
             .and_then(|c| c.try_wait().ok().flatten())
     }
 
-    /// Stops it: SIGTERM, up to `grace` to exit, then SIGKILL.
+    /// Stops it: SIGTERM (or its stop signal), up to `grace` to exit, then SIGKILL.
     pub fn stop(&mut self, grace: Duration) -> anyhow::Result<()> {
         let Some(mut child) = self.child.take() else {
             return Ok(());
         };
         if child.try_wait()?.is_none() {
-            signal(child.id(), libc::SIGTERM);
+            signal(child.id(), self.stop_signal);
             let deadline = Instant::now() + grace;
             while child.try_wait()?.is_none() {
                 if Instant::now() >= deadline {

@@ -1,26 +1,33 @@
 //! The real Python `DaprSession`: a virtualenv with `openai-agents[dapr]` from PyPI, made once
 //! per machine in the cache directory, and a small driver script to call it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
-use crate::process::cache_dir;
+use crate::cache::{build_once, cache_dir};
 
 /// The pinned package the interop tests and benchmarks run.
 pub const OPENAI_AGENTS: &str = "openai-agents[dapr]==0.24.0";
 
-/// The Python of a venv that has [`OPENAI_AGENTS`], creating it on first use.
+/// The Python of a venv that has [`OPENAI_AGENTS`], creating it on first use (once per
+/// machine; processes that need it meanwhile wait for that one).
 pub fn python() -> anyhow::Result<PathBuf> {
     let dir = cache_dir().join("python").join("openai-agents-0.24.0");
     let python = dir.join("venv/bin/python");
+    // Written last: a venv without it is a crashed install, made again.
     let marker = dir.join("installed");
-    if marker.is_file() && python.is_file() {
-        return Ok(python);
-    }
+    build_once(&marker, "creating the Python venv", || {
+        make_venv(&dir, &marker)
+    })?;
+    anyhow::ensure!(python.is_file(), "{} is missing", python.display());
+    Ok(python)
+}
+
+fn make_venv(dir: &Path, marker: &Path) -> anyhow::Result<()> {
     let system = crate::redis::which("python3").context("python3 is not on PATH")?;
-    std::fs::create_dir_all(&dir)?;
+    std::fs::create_dir_all(dir)?;
     let venv = dir.join("venv");
     let _ = std::fs::remove_dir_all(&venv);
     eprintln!(
@@ -45,8 +52,8 @@ pub fn python() -> anyhow::Result<PathBuf> {
     if !status.success() {
         bail!("pip install {OPENAI_AGENTS} failed ({status})");
     }
-    std::fs::write(&marker, OPENAI_AGENTS)?;
-    Ok(python)
+    std::fs::write(marker, OPENAI_AGENTS)?;
+    Ok(())
 }
 
 /// A driver for `DaprSession`: `python -c DRIVER <grpc address> <store> <session> <op> [json]`,
