@@ -16,7 +16,7 @@ pub const MAX_KEY_PREFIX_BYTES: usize = 128;
 /// How a session is laid out in the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LayoutKind {
-    /// Head plus one key per item (the default).
+    /// A head and immutable chunks (the default).
     #[default]
     Log,
     /// The Python `DaprSession` layout.
@@ -44,6 +44,8 @@ pub struct Options {
     pub timeout_ms: Option<u32>,
     /// Storage layout.
     pub layout: Option<LayoutKind>,
+    /// Most items kept; older ones are dropped by the write that goes past it.
+    pub max_items: Option<u32>,
 }
 
 /// A validated configuration with every default filled in.
@@ -67,6 +69,8 @@ pub struct Settings {
     pub timeout: Duration,
     /// Storage layout.
     pub layout: LayoutKind,
+    /// Most items kept.
+    pub max_items: Option<u32>,
 }
 
 /// The Dapr API token. Its `Debug` never shows it, so no log or error message can hold it.
@@ -129,6 +133,11 @@ impl Settings {
         if let Some(prefix) = &options.key_prefix {
             validate_key_prefix(prefix)?;
         }
+        if options.max_items == Some(0) {
+            return Err(Error::invalid(
+                "max-items must be at least 1; leave it unset for no bound (clear empties a session)",
+            ));
+        }
         let timeout = match options.timeout_ms {
             None => DEFAULT_TIMEOUT,
             Some(0) => return Err(Error::invalid("timeout-ms must be at least 1")),
@@ -144,6 +153,7 @@ impl Settings {
             default_limit: options.default_limit,
             timeout,
             layout: options.layout.unwrap_or_default(),
+            max_items: options.max_items,
         })
     }
 

@@ -18,21 +18,36 @@ pub enum Error {
     /// Concurrent writers kept winning; the operation gave up after this many attempts.
     #[error("gave up after {0} attempts: other writers kept changing the session")]
     Conflict(u32),
-    /// The sidecar could not be reached or is not ready.
+    /// The session was written since the expected version; nothing was written.
+    #[error("the session changed since the expected version")]
+    Changed,
+    /// The sidecar could not be reached (nothing was sent) or is not ready.
     #[error("sidecar unavailable: {0}")]
     Unavailable(String),
-    /// A request exceeded the configured timeout.
+    /// A request exceeded the configured timeout; a write may have been applied.
     #[error("request to the sidecar timed out")]
     Timeout,
+    /// The connection broke after a request was sent; a write may have been applied.
+    #[error("connection to the sidecar broke: {0}")]
+    Interrupted(String),
     /// The sidecar refused the API token.
     #[error("the sidecar refused the API token")]
     Unauthorized,
     /// The sidecar has no state store of this name.
     #[error("state store not found: {0}")]
     StoreNotFound(String),
+    /// The state store lacks a feature the layout needs; nothing was written.
+    #[error("state store unsupported: {0}")]
+    Unsupported(String),
     /// Stored data is not in the expected shape; nothing was written.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// The session holds more items (this many) than one read returns.
+    #[error("the session holds {0} items, more than one get-items returns: pass a limit")]
+    TooManyItems(u64),
+    /// The sidecar answered, but not in Dapr's format, or with more bytes than allowed.
+    #[error("unexpected answer from the sidecar: {0}")]
+    Protocol(String),
     /// Any other error the sidecar reported.
     #[error("state store error {status} {code}: {message}")]
     Store {
@@ -43,6 +58,9 @@ pub enum Error {
         /// Dapr's message.
         message: String,
     },
+    /// A bug in this component.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {
@@ -61,6 +79,11 @@ impl Error {
             message: message.into(),
         }
     }
+
+    /// A bug: something this component made is not what it should be.
+    pub fn internal(message: impl std::fmt::Display) -> Self {
+        Error::Internal(message.to_string())
+    }
 }
 
 impl From<DaprError> for Error {
@@ -68,12 +91,9 @@ impl From<DaprError> for Error {
         match e {
             DaprError::Timeout => Error::Timeout,
             DaprError::Unauthorized => Error::Unauthorized,
-            DaprError::Transport(m) => Error::Unavailable(m),
-            DaprError::Protocol(m) => Error::Store {
-                status: 0,
-                code: String::new(),
-                message: m,
-            },
+            DaprError::Unreachable(m) => Error::Unavailable(m),
+            DaprError::Interrupted(m) => Error::Interrupted(m),
+            DaprError::Protocol(m) => Error::Protocol(m),
             DaprError::Status {
                 status,
                 code,

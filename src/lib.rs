@@ -11,30 +11,33 @@
 //! - [`session`]: argument checks and limits over a storage layout.
 //! - [`layout`]: how a session maps onto state keys.
 //! - [`dapr`]: the client for Dapr's HTTP state API.
+//! - [`store`]: the state store as the layouts see it (a trait: the sidecar in the component,
+//!   an in-memory store in unit tests).
 //! - [`config`], [`item`], [`error`], [`retry`], [`clock`], [`nonce`], [`join`]: what their
 //!   names say.
 
-pub mod wit;
 pub mod clock;
 pub mod config;
 pub mod dapr;
 pub mod error;
 pub mod export;
-#[cfg(test)]
-mod fuzz;
 pub mod item;
 pub mod join;
 pub mod layout;
 pub mod nonce;
 pub mod retry;
 pub mod session;
+pub mod store;
+#[cfg(test)]
+mod testing;
+pub mod wit;
 
 /// The `#[export_name]` shims the component model calls; unsafe by nature, generated.
 /// Only on wasm: component export names are not valid native symbol names.
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)]
 mod exports {
-    use crate::wit;
     use crate::export::Component;
+    use crate::wit;
     wit::export!(Component with_types_in wit);
 }

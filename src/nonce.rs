@@ -1,14 +1,14 @@
-//! Random names for batches, pages and operations.
+//! Random names for chunks, session generations and operations.
 
 /// Characters of a nonce: lower-case letters and digits (safe in keys and URLs).
 const ALPHABET: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 /// Length of a nonce: 36^12 ≈ 2^62 possibilities.
 pub const LEN: usize = 12;
 
-/// A fresh random nonce, from `wasi:random/random`.
-pub fn new() -> String {
+/// A nonce made from `random` bytes (one per character).
+pub fn from_random(random: impl FnOnce(&mut [u8])) -> String {
     let mut bytes = [0u8; LEN];
-    wstd::rand::get_random_bytes(&mut bytes);
+    random(&mut bytes);
     bytes
         .iter()
         .map(|b| {
@@ -20,4 +20,23 @@ pub fn new() -> String {
             )
         })
         .collect()
+}
+
+/// Whether `s` is a nonce as [`from_random`] makes them.
+pub fn is_nonce(s: &str) -> bool {
+    s.len() == LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonces_use_the_alphabet() {
+        let n = from_random(|b| b.iter_mut().enumerate().for_each(|(i, x)| *x = i as u8 * 7));
+        assert!(is_nonce(&n), "{n}");
+        assert!(!is_nonce("ABCDEFGHIJKL") && !is_nonce("abc"));
+    }
 }

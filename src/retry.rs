@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::store::Store;
+
 /// How many times an operation is attempted before it reports a conflict. Generous: with
 /// many writers on one session, a writer can lose many races in a row while others, just
 /// done, cut in again; the delays below bound the total wait to about ten seconds.
@@ -35,16 +37,39 @@ impl Backoff {
         self.attempts
     }
 
-    /// Sleeps before the next attempt: a random share ("full jitter") of a delay that doubles
-    /// with every attempt up to a cap, so that competing writers spread out.
-    pub async fn pause(&self) {
+    /// The delay before the next attempt: a random share (`share`, 0 to 1) of a delay that
+    /// doubles with every attempt up to a cap ("full jitter"), so competing writers spread out.
+    pub fn delay(&self, share: f64) -> Duration {
         let exp = self.attempts.saturating_sub(1).min(16);
-        let delay = BASE_DELAY.saturating_mul(1 << exp).min(MAX_DELAY);
-        // `wasi:random/random`, which every `wasi:http` proxy host has (`insecure` is not in
-        // the proxy world).
-        let mut seed = [0u8; 8];
-        wstd::rand::get_random_bytes(&mut seed);
-        let share = u64::from_le_bytes(seed) as f64 / u64::MAX as f64;
-        wstd::task::sleep(delay.mul_f64(share).into()).await;
+        BASE_DELAY
+            .saturating_mul(1 << exp)
+            .min(MAX_DELAY)
+            .mul_f64(share.clamp(0.0, 1.0))
+    }
+
+    /// Sleeps before the next attempt.
+    pub async fn pause<S: Store>(&self, store: &S) {
+        let mut seed = [0u8; 4];
+        store.random(&mut seed);
+        let share = f64::from(u32::from_le_bytes(seed)) / f64::from(u32::MAX);
+        store.sleep(self.delay(share)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_double_up_to_the_cap_and_attempts_are_bounded() {
+        let mut b = Backoff::new();
+        assert!(b.start_attempt());
+        assert_eq!(b.delay(1.0), BASE_DELAY);
+        assert!(b.start_attempt());
+        assert_eq!(b.delay(1.0), BASE_DELAY * 2);
+        while b.start_attempt() {}
+        assert_eq!(b.attempts(), MAX_ATTEMPTS);
+        assert_eq!(b.delay(1.0), MAX_DELAY);
+        assert_eq!(b.delay(0.0), Duration::ZERO);
     }
 }

@@ -4,7 +4,8 @@ use crate::config::{self, LayoutKind, Options, Settings};
 use crate::dapr::DaprClient;
 use crate::error::{Error, Result};
 use crate::item;
-use crate::layout::{Layout, Timestamps, compat::Compat, log::Log};
+use crate::layout::log::ttl::Ttl;
+use crate::layout::{Layout, Mode, Snapshot, Timestamps, compat::Compat, log::Log};
 
 /// One conversation in one state store.
 pub struct Session {
@@ -38,16 +39,25 @@ impl Session {
             settings.api_token.clone(),
             settings.timeout,
             settings.consistency,
-            settings.ttl_seconds,
         );
         let base = settings.key_base(&id);
         let layout = match settings.layout {
-            LayoutKind::Log => Layout::Log(Box::new(Log::new(
+            LayoutKind::Log => {
+                let timeout_ms = u64::try_from(settings.timeout.as_millis()).unwrap_or(u64::MAX);
+                Layout::Log(Box::new(Log::new(
+                    client.clone(),
+                    &base,
+                    Ttl::new(settings.ttl_seconds, timeout_ms),
+                    settings.max_items,
+                )))
+            }
+            LayoutKind::Compat => Layout::Compat(Box::new(Compat::new(
                 client.clone(),
+                &id,
                 &base,
                 settings.ttl_seconds,
+                settings.max_items,
             ))),
-            LayoutKind::Compat => Layout::Compat(Box::new(Compat::new(client.clone(), &id, &base))),
         };
         Ok(Session {
             id,
@@ -68,7 +78,22 @@ impl Session {
         if limit == Some(0) {
             return Ok(Vec::new());
         }
-        self.layout.get_items(limit).await
+        Ok(self.layout.snapshot(limit, Mode::Skip).await?.items)
+    }
+
+    /// Like [`Session::get_items`], with the items' position and the session's version; the
+    /// items are consecutive (item `i` is at position `first + i`), so the window stops after
+    /// the newest stored entry that is not a readable item.
+    pub async fn get_snapshot(&self, limit: Option<u32>) -> Result<Snapshot> {
+        let limit = limit.or(self.settings.default_limit);
+        if limit == Some(0) {
+            // Nothing to return, but the version is still read.
+            let mut s = self.layout.snapshot(Some(1), Mode::Consecutive).await?;
+            s.first = s.first.saturating_add(s.items.len() as u64);
+            s.items.clear();
+            return Ok(s);
+        }
+        self.layout.snapshot(limit, Mode::Consecutive).await
     }
 
     /// Appends `items` as one batch. Every item must be a JSON object; if one is not, the
@@ -89,6 +114,24 @@ impl Session {
     /// Removes every item and the session's timestamps.
     pub async fn clear(&self) -> Result<()> {
         self.layout.clear().await
+    }
+
+    /// Replaces the whole history with `items`, if the session is at `expected` (when given).
+    pub async fn replace(&self, items: &[String], expected: Option<&str>) -> Result<()> {
+        let items = item::validate_batch(items)?;
+        self.layout.replace(None, &items, expected).await
+    }
+
+    /// Replaces the items from position `start` with `items`, if the session is at
+    /// `expected` (when given).
+    pub async fn replace_suffix(
+        &self,
+        start: u64,
+        items: &[String],
+        expected: Option<&str>,
+    ) -> Result<()> {
+        let items = item::validate_batch(items)?;
+        self.layout.replace(Some(start), &items, expected).await
     }
 
     /// The session's created/updated timestamps.

@@ -15,7 +15,7 @@ use wasmtime_wasi::HostWallClock;
 pub use crate::intercept::{BeforeSend, Exchange, HookFuture, Hooks, Synthetic, Traffic};
 pub use dapr_session_host::{
     CallError, CallResult, Config, Consistency, HostState, Instance, InvalidInput, Layout, Pool,
-    SessionError, SessionHandle, SessionMetadata, StoreError, config,
+    SessionError, SessionHandle, SessionMetadata, Snapshot, StoreError, config,
 };
 
 /// The path of the component the build script compiled.

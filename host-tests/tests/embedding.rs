@@ -52,7 +52,7 @@ fn composed() -> Vec<u8> {
     compose::plug(&read_wasm(HTTP_SERVICE), &read_wasm(COMPONENT)).unwrap()
 }
 
-/// `agentmem:session/session@0.1.0`, from `wit/session.wit`.
+/// `agentmem:session/session@0.2.0`, from `wit/session.wit`.
 fn session_interface() -> String {
     let wit = std::fs::read_to_string(root().join("wit/session.wit")).unwrap();
     let package = wit

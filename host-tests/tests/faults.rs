@@ -253,6 +253,12 @@ fn error_name(e: &SessionError) -> String {
         SessionError::StoreNotFound(_) => "store-not-found".into(),
         SessionError::Corrupt(_) => "corrupt".into(),
         SessionError::Store(s) => format!("store {}", s.status),
+        SessionError::Changed => "changed".into(),
+        SessionError::Interrupted(_) => "interrupted".into(),
+        SessionError::Unsupported(_) => "unsupported".into(),
+        SessionError::TooManyItems(_) => "too-many-items".into(),
+        SessionError::Protocol(_) => "protocol".into(),
+        SessionError::Internal(_) => "internal".into(),
     }
 }
 

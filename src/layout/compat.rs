@@ -6,24 +6,30 @@
 //! | `{base}:metadata`  | `{"session_id", "created_at", "updated_at"}`, epoch seconds as strings |
 //!
 //! Every change rewrites the whole array under an etag (first-write concurrency), so cost
-//! grows with the history; the point of this layout is interoperability.
+//! grows with the history; the point of this layout is interoperability. The version of a
+//! session is the etag of its array.
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::{Timestamps, lost_race, newest};
-use crate::clock;
-use crate::dapr::{Concurrency, DaprClient, Write};
+use super::keys::Keys;
+use super::{Mode, Snapshot, Timestamps, chunk};
+use crate::dapr::{DaprError, Stored, TxOp, Write};
 use crate::error::{Error, Result};
 use crate::item;
 use crate::retry::Backoff;
+use crate::store::Store;
+
+/// The version of a session with no array.
+const NO_VERSION: &str = "0";
 
 /// The upstream layout for one session.
-pub struct Compat {
-    client: DaprClient,
+pub struct Compat<S> {
+    store: S,
     session_id: String,
-    messages_key: String,
-    metadata_key: String,
+    keys: Keys,
+    ttl: Option<u32>,
+    max_items: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -41,106 +47,113 @@ struct MetadataIn<'a> {
     updated_at: Option<&'a RawValue>,
 }
 
-impl Compat {
+/// What a write does to the stored entries.
+enum Change<'a> {
+    /// Append these encoded entries.
+    Append(&'a [String]),
+    /// Keep the first `keep` entries, then these encoded ones.
+    Splice { keep: u64, encoded: &'a [String] },
+    /// Remove the newest readable item (and unreadable entries after it).
+    Pop,
+}
+
+impl<S: Store> Compat<S> {
     /// The layout for `session_id`, whose keys start with `base`.
-    pub fn new(client: DaprClient, session_id: &str, base: &str) -> Self {
+    pub fn new(
+        store: S,
+        session_id: &str,
+        base: &str,
+        ttl: Option<u32>,
+        max_items: Option<u32>,
+    ) -> Self {
         Compat {
-            client,
+            store,
             session_id: session_id.to_string(),
-            messages_key: format!("{base}:messages"),
-            metadata_key: format!("{base}:metadata"),
+            keys: Keys::new(base),
+            ttl,
+            max_items,
         }
     }
 
-    /// See [`super::Layout::get_items`]. A stored value that is not a JSON array reads as empty.
-    pub async fn get_items(&self, limit: Option<u32>) -> Result<Vec<String>> {
-        let Some(stored) = self.client.get(&self.messages_key).await? else {
-            return Ok(Vec::new());
+    /// The newest `limit` readable items (all if `None`). A stored value that is not a JSON
+    /// array reads as empty.
+    pub async fn snapshot(&self, limit: Option<u32>, mode: Mode) -> Result<Snapshot> {
+        let Some(stored) = self.store.get(&self.keys.messages()).await? else {
+            return Ok(Snapshot::empty(NO_VERSION.into()));
         };
-        let Ok(entries) = parse_entries(&stored.data) else {
-            return Ok(Vec::new());
+        let version = stored.etag.clone().unwrap_or_default();
+        let Some(entries) = entries(&stored.data) else {
+            return Ok(Snapshot::empty(version));
         };
-        Ok(newest(&entries, limit, |e| item::decode_entry(e)))
+        Ok(Snapshot::of(
+            0,
+            entries,
+            limit.map(u64::from),
+            version,
+            mode,
+        ))
     }
 
-    /// See [`super::Layout::add_items`]. Fails with `corrupt` if the stored value is not a
-    /// JSON array, leaving it untouched.
+    /// Appends encoded items; fails with `corrupt` if the stored value is not a JSON array,
+    /// leaving it untouched.
     pub async fn add_items(&self, items: &[&str]) -> Result<()> {
         let encoded: Vec<String> = items.iter().map(|i| item::encode_string(i)).collect();
-        let mut backoff = Backoff::new();
-        loop {
-            if !backoff.start_attempt() {
-                return Err(Error::Conflict(backoff.attempts()));
-            }
-            let current = self.client.get(&self.messages_key).await?;
-            let (value, etag) = match &current {
-                None => (format!("[{}]", encoded.join(",")), None),
-                Some(stored) => {
-                    let entries = parse_entries(&stored.data).map_err(corrupt)?;
-                    (
-                        append(&stored.data, entries.is_empty(), &encoded)?,
-                        stored.etag.as_deref(),
-                    )
-                }
-            };
-            let value = raw(value)?;
-            let write = Write {
-                key: &self.messages_key,
-                value: &value,
-                etag,
-                concurrency: Concurrency::FirstWrite,
-            };
-            match self.client.save(&[write]).await {
-                Ok(()) => break,
-                Err(e) => {
-                    lost_race(&self.client, &self.messages_key, etag.is_some(), e).await?;
-                    backoff.pause().await;
-                }
-            }
-        }
-        self.touch_metadata().await;
+        self.change(Change::Append(&encoded), None).await?;
         Ok(())
     }
 
-    /// See [`super::Layout::pop_item`]. Undecodable entries at the end are removed along with
-    /// the item returned; `None` if only such entries were left.
+    /// Removes and returns the newest readable item; unreadable entries after it go with it.
     pub async fn pop_item(&self) -> Result<Option<String>> {
+        self.change(Change::Pop, None).await
+    }
+
+    /// Replaces the entries from `start` (all if `None`) with `items`, if the array is at
+    /// version (etag) `expected` when given.
+    pub async fn replace(
+        &self,
+        start: Option<u64>,
+        items: &[&str],
+        expected: Option<&str>,
+    ) -> Result<()> {
+        let encoded: Vec<String> = items.iter().map(|i| item::encode_string(i)).collect();
+        let change = Change::Splice {
+            keep: start.unwrap_or(0),
+            encoded: &encoded,
+        };
+        self.change(change, expected).await?;
+        Ok(())
+    }
+
+    /// Reads the array, applies `change` and writes it back under the etag read, retrying lost
+    /// races; then updates the metadata. Returns the popped item, for a pop.
+    async fn change(&self, change: Change<'_>, expected: Option<&str>) -> Result<Option<String>> {
+        let key = self.keys.messages();
         let mut backoff = Backoff::new();
         let popped = loop {
             if !backoff.start_attempt() {
                 return Err(Error::Conflict(backoff.attempts()));
             }
-            let Some(stored) = self.client.get(&self.messages_key).await? else {
+            let current = self.store.get(&key).await?;
+            let version = current
+                .as_ref()
+                .map_or(NO_VERSION, |s| s.etag.as_deref().unwrap_or_default());
+            if expected.is_some_and(|e| e != version) {
+                return Err(Error::Changed);
+            }
+            let Some((value, popped)) = self.changed(current.as_ref(), &change)? else {
                 return Ok(None);
             };
-            let entries = parse_entries(&stored.data).map_err(corrupt)?;
-            if entries.is_empty() {
-                return Ok(None);
-            }
-            // Drop the newest valid entry and every undecodable entry after it.
-            let mut keep = entries.len();
-            let mut popped = None;
-            while keep > 0 {
-                keep -= 1;
-                if let Some(item) = entries.get(keep).and_then(|e| item::decode_entry(e)) {
-                    popped = Some(item);
-                    break;
-                }
-            }
-            let rest: Vec<&str> = entries.iter().take(keep).map(|e| e.get()).collect();
-            let value = raw(format!("[{}]", rest.join(",")))?;
-            let etag = stored.etag.as_deref();
-            let write = Write {
-                key: &self.messages_key,
-                value: &value,
-                etag,
-                concurrency: Concurrency::FirstWrite,
-            };
-            match self.client.save(&[write]).await {
+            let value = RawValue::from_string(value).map_err(Error::internal)?;
+            let etag = current.as_ref().and_then(|s| s.etag.as_deref());
+            match self
+                .store
+                .save(&[Write::guarded(&key, &value, etag, self.ttl)])
+                .await
+            {
                 Ok(()) => break popped,
                 Err(e) => {
-                    lost_race(&self.client, &self.messages_key, etag.is_some(), e).await?;
-                    backoff.pause().await;
+                    lost_race(&self.store, &key, etag.is_some(), e).await?;
+                    backoff.pause(&self.store).await;
                 }
             }
         };
@@ -148,21 +161,89 @@ impl Compat {
         Ok(popped)
     }
 
-    /// See [`super::Layout::clear`]: deletes both keys.
+    /// The new array text for `change` on `current`, and the popped item; `None` when there
+    /// is nothing to write.
+    fn changed(
+        &self,
+        current: Option<&Stored>,
+        change: &Change<'_>,
+    ) -> Result<Option<(String, Option<String>)>> {
+        let data = current.map_or(&b"[]"[..], |s| &s.data);
+        let entries: Vec<&RawValue> = serde_json::from_slice(data).map_err(|e| {
+            Error::Corrupt(format!(
+                "the stored messages are not a JSON array: {e}; left untouched"
+            ))
+        })?;
+        let mut raw: Vec<&str> = entries.iter().map(|e| e.get()).collect();
+        let mut popped = None;
+        match change {
+            Change::Append(encoded) => raw.extend(encoded.iter().map(String::as_str)),
+            Change::Splice { keep, encoded } => {
+                let len = raw.len() as u64;
+                if *keep > len {
+                    return Err(Error::invalid(format!(
+                        "start {keep} is past the end of the session ({len} items)"
+                    )));
+                }
+                raw.truncate(usize::try_from(*keep).unwrap_or(usize::MAX));
+                raw.extend(encoded.iter().map(String::as_str));
+            }
+            Change::Pop => {
+                if raw.is_empty() {
+                    return Ok(None);
+                }
+                while let Some(last) = entries.get(raw.len().saturating_sub(1)) {
+                    raw.pop();
+                    if let Some(item) = item::decode_entry(last) {
+                        popped = Some(item);
+                        break;
+                    }
+                    if raw.is_empty() {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(max) = self.max_items {
+            let excess = raw
+                .len()
+                .saturating_sub(usize::try_from(max).unwrap_or(usize::MAX));
+            raw.drain(..excess);
+        }
+        Ok(Some((format!("[{}]", raw.join(",")), popped)))
+    }
+
+    /// Deletes both keys: in one transaction where the store has them, else one after the
+    /// other (as upstream).
     pub async fn clear(&self) -> Result<()> {
-        self.client.delete(&self.messages_key, None).await?;
-        self.client.delete(&self.metadata_key, None).await?;
+        let (messages, metadata) = (self.keys.messages(), self.keys.metadata());
+        if self.store.features().await?.transactional {
+            let ops = [
+                TxOp::Delete {
+                    key: &messages,
+                    etag: None,
+                },
+                TxOp::Delete {
+                    key: &metadata,
+                    etag: None,
+                },
+            ];
+            self.store.transact(&ops).await?;
+        } else {
+            self.store.delete(&messages, None).await?;
+            self.store.delete(&metadata, None).await?;
+        }
         Ok(())
     }
 
-    /// See [`super::Layout::timestamps`].
+    /// The session's timestamps.
     pub async fn timestamps(&self) -> Result<Timestamps> {
-        let Some(stored) = self.client.get(&self.metadata_key).await? else {
+        let key = self.keys.metadata();
+        let Some(stored) = self.store.get(&key).await? else {
             return Ok(Timestamps::default());
         };
-        let meta = parse_metadata(&stored.data).map_err(|e| {
-            Error::Corrupt(format!("{} is not a JSON object: {e}", self.metadata_key))
-        })?;
+        let meta = parse_metadata(&stored.data)
+            .map_err(|e| Error::Corrupt(format!("{key} is not a JSON object: {e}")))?;
         Ok(Timestamps {
             created_at: meta.created_at.as_ref().and_then(seconds_to_ms),
             updated_at: meta.updated_at.as_ref().and_then(seconds_to_ms),
@@ -173,10 +254,11 @@ impl Compat {
     /// the write that preceded it: the items are stored, and reporting an error would invite
     /// the caller to add them twice.
     async fn touch_metadata(&self) {
+        let key = self.keys.metadata();
         let mut backoff = Backoff::new();
         while backoff.start_attempt() {
-            let now = clock::now_ms() / 1000;
-            let Ok(current) = self.client.get(&self.metadata_key).await else {
+            let now = self.store.now_ms() / 1000;
+            let Ok(current) = self.store.get(&key).await else {
                 return;
             };
             let (created, updated, etag) = match &current {
@@ -201,67 +283,64 @@ impl Compat {
                 created_at: created.to_string(),
                 updated_at: updated.to_string(),
             };
-            let Ok(value) = serde_json::to_string(&out)
-                .map_err(|_| ())
-                .and_then(|v| raw(v).map_err(|_| ()))
+            let Some(value) = serde_json::to_string(&out)
+                .ok()
+                .and_then(|v| RawValue::from_string(v).ok())
             else {
                 return;
             };
             // With an etag, first-write guards against a concurrent update; without one (a new
             // key), upstream writes last-write so a Redis key created by Python stays writable.
-            let write = Write {
-                key: &self.metadata_key,
-                value: &value,
-                etag,
-                concurrency: if etag.is_some() {
-                    Concurrency::FirstWrite
-                } else {
-                    Concurrency::LastWrite
-                },
+            let write = match etag {
+                Some(_) => Write::guarded(&key, &value, etag, self.ttl),
+                None => Write::put(&key, &value, self.ttl),
             };
-            match self.client.save(&[write]).await {
+            match self.store.save(&[write]).await {
                 Ok(()) => return,
-                Err(e) if e.status() == Some(409) => backoff.pause().await,
+                Err(e) if e.is_conflict() => backoff.pause(&self.store).await,
                 Err(_) => return,
             }
         }
     }
 }
 
+/// The entries of a stored array (`None` where an entry is not a readable item); `None` if
+/// the value is not a JSON array. Arrays of strings (what every writer stores) take a fast
+/// path; entries that are objects are read too, as upstream does.
+fn entries(data: &[u8]) -> Option<Vec<Option<String>>> {
+    if let Some(spans) = chunk::spans(data) {
+        return Some(
+            spans
+                .into_iter()
+                .map(|s| chunk::decode(data, s).filter(|t| item::validate(t).is_ok()))
+                .collect(),
+        );
+    }
+    let entries: Vec<&RawValue> = serde_json::from_slice(data).ok()?;
+    Some(entries.into_iter().map(item::decode_entry).collect())
+}
+
+/// Decides what a failed etag-guarded write means: `Ok(())` if it lost a race (retry), the
+/// error otherwise.
+///
+/// A 409 is a lost race. A create (no etag) that failed another way is one only if the key
+/// exists now: stores report a lost create as 409 (in-memory, SQLite) or as a 500 (Redis,
+/// PostgreSQL). Timeouts and broken connections are never treated as lost races: the write
+/// may have been applied, and retrying it could apply it twice.
+async fn lost_race<S: Store>(store: &S, key: &str, had_etag: bool, err: DaprError) -> Result<()> {
+    if err.is_conflict() {
+        return Ok(());
+    }
+    if !had_etag && matches!(err, DaprError::Status { .. }) && store.get(key).await?.is_some() {
+        return Ok(());
+    }
+    Err(err.into())
+}
+
 /// Parses the stored metadata: a JSON object only (serde would also read an array).
 fn parse_metadata(data: &[u8]) -> serde_json::Result<MetadataIn<'_>> {
     let object = data.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     serde_json::from_slice(if object { data } else { b"" })
-}
-
-/// Parses the stored messages value as a JSON array, keeping each entry's raw JSON.
-fn parse_entries(data: &[u8]) -> std::result::Result<Vec<&RawValue>, String> {
-    serde_json::from_slice(data)
-        .map_err(|e| format!("the stored messages are not a JSON array: {e}"))
-}
-
-fn corrupt(why: String) -> Error {
-    Error::Corrupt(format!("{why}; left untouched"))
-}
-
-/// The stored array text with `encoded` entries appended, keeping existing entries verbatim.
-fn append(stored: &[u8], was_empty: bool, encoded: &[String]) -> Result<String> {
-    let text = std::str::from_utf8(stored)
-        .map_err(|e| corrupt(format!("the stored messages are not UTF-8: {e}")))?;
-    let head = text
-        .trim_end()
-        .strip_suffix(']')
-        .ok_or_else(|| corrupt("the stored messages do not end with ']'".into()))?;
-    let sep = if was_empty { "" } else { "," };
-    Ok(format!("{head}{sep}{}]", encoded.join(",")))
-}
-
-fn raw(json: String) -> Result<Box<RawValue>> {
-    RawValue::from_string(json).map_err(|e| Error::Store {
-        status: 0,
-        code: String::new(),
-        message: format!("internal: built invalid JSON: {e}"),
-    })
 }
 
 /// Epoch seconds from a JSON string or number (`"1700000000"`, `1700000000`, `1700000000.5`).

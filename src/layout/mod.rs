@@ -1,9 +1,15 @@
 //! Storage layouts: how a session's items and timestamps map onto Dapr state keys.
+//!
+//! - [`log`]: the default, a head and immutable chunks;
+//! - [`compat`]: the Python `DaprSession` layout;
+//! - [`keys`]: the keys of both; [`chunk`]: the stored form of a run of items, which both use.
 
+pub mod chunk;
 pub mod compat;
+pub mod keys;
 pub mod log;
 
-use crate::dapr::{DaprClient, DaprError};
+use crate::dapr::DaprClient;
 use crate::error::Result;
 
 /// Created/updated timestamps of a session, in milliseconds since the Unix epoch.
@@ -15,24 +21,98 @@ pub struct Timestamps {
     pub updated_at: Option<u64>,
 }
 
-/// The layout a session uses.
-pub enum Layout {
-    /// Head key plus one key per item; costs independent of the history length.
-    Log(Box<log::Log>),
-    /// The Python `DaprSession` layout: one JSON array value per session.
-    Compat(Box<compat::Compat>),
+/// How a read treats stored entries that are not readable items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `get-items`: skip them; a positive limit counts readable items (the SDK's contract).
+    Skip,
+    /// `get-snapshot`: the items returned are consecutive (item `i` is at `first + i`), so
+    /// the window stops after the newest unreadable entry.
+    Consecutive,
 }
 
-impl Layout {
-    /// The newest `limit` valid items, oldest first; all of them when `limit` is `None`.
-    pub async fn get_items(&self, limit: Option<u32>) -> Result<Vec<String>> {
-        match self {
-            Layout::Log(l) => l.get_items(limit).await,
-            Layout::Compat(l) => l.get_items(limit).await,
+/// Items as read, with their position and the version of the session they were read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The items, oldest first.
+    pub items: Vec<String>,
+    /// Position of the first of them in the session.
+    pub first: u64,
+    /// Opaque version of the session as read.
+    pub version: String,
+}
+
+impl Snapshot {
+    /// No items, at `version`.
+    pub fn empty(version: String) -> Self {
+        Snapshot {
+            items: Vec::new(),
+            first: 0,
+            version,
         }
     }
 
-    /// Appends a batch of validated item texts, atomically.
+    /// The newest `limit` readable items of `entries` (all if `None`), whose first is at
+    /// position `start`; `None` entries are not readable items and are treated as `mode`
+    /// says. A whole read in `Skip` mode reports position 0.
+    pub fn of(
+        start: u64,
+        entries: Vec<Option<String>>,
+        limit: Option<u64>,
+        version: String,
+        mode: Mode,
+    ) -> Self {
+        let end = start + entries.len() as u64;
+        if limit.is_none() && mode == Mode::Skip {
+            return Snapshot {
+                items: entries.into_iter().flatten().collect(),
+                first: 0,
+                version,
+            };
+        }
+        let limit = limit.unwrap_or(u64::MAX);
+        let mut items = Vec::new();
+        let mut first = end;
+        for (i, e) in entries.into_iter().enumerate().rev() {
+            if items.len() as u64 >= limit {
+                break;
+            }
+            match e {
+                Some(item) => {
+                    items.push(item);
+                    first = start + i as u64;
+                }
+                None if mode == Mode::Consecutive => break,
+                None => {}
+            }
+        }
+        items.reverse();
+        Snapshot {
+            items,
+            first,
+            version,
+        }
+    }
+}
+
+/// The layout a session uses.
+pub enum Layout {
+    /// A head and immutable chunks.
+    Log(Box<log::Log<DaprClient>>),
+    /// The Python `DaprSession` layout: one JSON array value per session.
+    Compat(Box<compat::Compat<DaprClient>>),
+}
+
+impl Layout {
+    /// The newest `limit` readable items (all if `None`), their position and the version.
+    pub async fn snapshot(&self, limit: Option<u32>, mode: Mode) -> Result<Snapshot> {
+        match self {
+            Layout::Log(l) => l.snapshot(limit, mode).await,
+            Layout::Compat(l) => l.snapshot(limit, mode).await,
+        }
+    }
+
+    /// Appends a batch of checked item texts, atomically.
     pub async fn add_items(&self, items: &[&str]) -> Result<()> {
         match self {
             Layout::Log(l) => l.add_items(items).await,
@@ -40,7 +120,7 @@ impl Layout {
         }
     }
 
-    /// Removes and returns the newest valid item.
+    /// Removes and returns the newest readable item.
     pub async fn pop_item(&self) -> Result<Option<String>> {
         match self {
             Layout::Log(l) => l.pop_item().await,
@@ -56,6 +136,20 @@ impl Layout {
         }
     }
 
+    /// Replaces the items from `start` (all if `None`) with `items`, atomically, if the
+    /// session is at version `expected` (when given).
+    pub async fn replace(
+        &self,
+        start: Option<u64>,
+        items: &[&str],
+        expected: Option<&str>,
+    ) -> Result<()> {
+        match self {
+            Layout::Log(l) => l.replace(start, items, expected).await,
+            Layout::Compat(l) => l.replace(start, items, expected).await,
+        }
+    }
+
     /// The session's timestamps.
     pub async fn timestamps(&self) -> Result<Timestamps> {
         match self {
@@ -65,61 +159,45 @@ impl Layout {
     }
 }
 
-/// The newest `limit` decodable entries of `entries`, oldest first.
-///
-/// Walks back from the newest entry, skipping entries `decode` rejects, so a positive limit
-/// counts valid items. Allocates for at most `min(limit, entries.len())` items.
-pub fn newest<T, U>(entries: &[T], limit: Option<u32>, decode: impl Fn(&T) -> Option<U>) -> Vec<U> {
-    let wanted = limit.map_or(entries.len(), |l| {
-        usize::try_from(l).unwrap_or(usize::MAX).min(entries.len())
-    });
-    let mut out = Vec::with_capacity(wanted);
-    for entry in entries.iter().rev() {
-        if out.len() >= wanted {
-            break;
-        }
-        if let Some(item) = decode(entry) {
-            out.push(item);
-        }
-    }
-    out.reverse();
-    out
-}
-
-/// Decides what a failed etag-guarded write means: `Ok(())` if it lost a race (retry),
-/// the error otherwise.
-///
-/// A 409 is a lost race. A create (no etag) that failed another way is one only if the key
-/// exists now: stores report a lost create as 409 (in-memory, SQLite) or as a 500 (Redis,
-/// PostgreSQL). Timeouts and broken connections are never treated as lost races: the write
-/// may have been applied, and retrying it could apply it twice.
-pub async fn lost_race(
-    client: &DaprClient,
-    key: &str,
-    had_etag: bool,
-    err: DaprError,
-) -> Result<()> {
-    if err.status() == Some(409) {
-        return Ok(());
-    }
-    if !had_etag && matches!(err, DaprError::Status { .. }) && client.get(key).await?.is_some() {
-        return Ok(());
-    }
-    Err(err.into())
-}
-
 #[cfg(test)]
 mod tests {
-    use super::newest;
+    use super::{Mode, Snapshot};
+
+    fn entries(v: &[Option<&str>]) -> Vec<Option<String>> {
+        v.iter().map(|x| x.map(str::to_string)).collect()
+    }
 
     #[test]
-    fn newest_walks_back_past_invalid_entries() {
-        let entries = [Some(0), Some(1), None, Some(2), None];
-        let pick = |e: &Option<i32>| *e;
-        assert_eq!(newest(&entries, Some(2), pick), vec![1, 2]);
-        assert_eq!(newest(&entries, None, pick), vec![0, 1, 2]);
-        assert_eq!(newest(&entries, Some(0), pick), Vec::<i32>::new());
-        assert_eq!(newest(&entries, Some(u32::MAX), pick), vec![0, 1, 2]);
-        assert!(newest(&entries, Some(u32::MAX), pick).capacity() <= entries.len());
+    fn reads_walk_back_past_unreadable_entries() {
+        let e = entries(&[Some("a"), Some("b"), None, Some("c"), None]);
+        let of = |limit| Snapshot::of(10, e.clone(), limit, "v".into(), Mode::Skip);
+        let s = of(Some(2));
+        assert_eq!((s.items, s.first), (vec!["b".to_string(), "c".into()], 11));
+        let s = of(None);
+        assert_eq!((s.items.len(), s.first), (3, 0));
+        let s = of(Some(0));
+        assert_eq!((s.items.len(), s.first), (0, 15));
+        let s = of(Some(u64::MAX));
+        assert_eq!((s.items.len(), s.first), (3, 10));
+    }
+
+    #[test]
+    fn snapshots_are_consecutive() {
+        let e = entries(&[Some("a"), Some("b"), None, Some("c"), Some("d")]);
+        let of = |limit| Snapshot::of(10, e.clone(), limit, "v".into(), Mode::Consecutive);
+        let s = of(None);
+        assert_eq!((s.items, s.first), (vec!["c".to_string(), "d".into()], 13));
+        let s = of(Some(1));
+        assert_eq!((s.items, s.first), (vec!["d".to_string()], 14));
+        let s = of(Some(0));
+        assert_eq!((s.items.len(), s.first), (0, 15));
+        let clean = Snapshot::of(
+            0,
+            entries(&[Some("a"), Some("b")]),
+            None,
+            "v".into(),
+            Mode::Consecutive,
+        );
+        assert_eq!((clean.items.len(), clean.first), (2, 0));
     }
 }

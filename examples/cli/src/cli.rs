@@ -62,6 +62,9 @@ pub struct Global {
     /// Expire the session's data this many seconds after its last write
     #[arg(long, global = true, value_name = "SECONDS", help_heading = "Storage")]
     pub ttl: Option<u32>,
+    /// Keep at most this many items: writes drop the oldest beyond it [default: no bound]
+    #[arg(long, global = true, value_name = "N", help_heading = "Storage")]
+    pub max_items: Option<u32>,
     /// Consistency of reads and writes [default: eventual]
     #[arg(long, global = true, value_enum, help_heading = "Storage")]
     pub consistency: Option<ConsistencyArg>,
@@ -83,7 +86,7 @@ pub struct Global {
 /// each, and switch `--help` to its long layout.)
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum LayoutArg {
-    // The component's own layout: appends, pops and short reads in at most three round trips.
+    // The component's own layout: a head and immutable chunks, each item stored once.
     Log,
     // The Python DaprSession layout: {id}:messages and {id}:metadata.
     Compat,

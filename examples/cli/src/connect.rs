@@ -82,6 +82,7 @@ pub fn config(global: &Global) -> Config {
             LayoutArg::Log => Layout::Log,
             LayoutArg::Compat => Layout::Compat,
         }),
+        max_items: global.max_items,
     }
 }
 

@@ -35,12 +35,24 @@ pub enum Kind {
     Corrupt,
     /// Any other error the state store or sidecar reported.
     Store,
+    /// The session changed since the version `replace --expect` named.
+    Changed,
+    /// The connection broke after a request was sent: a write may have been applied.
+    Interrupted,
+    /// The state store lacks a feature the layout needs.
+    Unsupported,
+    /// The session holds more items than one read returns.
+    TooManyItems,
+    /// The sidecar's answer was not in Dapr's format.
+    Protocol,
+    /// A bug in the component.
+    Internal,
 }
 
 impl Kind {
     /// Every kind, in exit-code order.
     #[cfg(test)]
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 18] = [
         Kind::Success,
         Kind::Other,
         Kind::Usage,
@@ -53,6 +65,12 @@ impl Kind {
         Kind::StoreNotFound,
         Kind::Corrupt,
         Kind::Store,
+        Kind::Changed,
+        Kind::Interrupted,
+        Kind::Unsupported,
+        Kind::TooManyItems,
+        Kind::Protocol,
+        Kind::Internal,
     ];
 
     /// The process exit code.
@@ -70,6 +88,12 @@ impl Kind {
             Kind::StoreNotFound => 9,
             Kind::Corrupt => 10,
             Kind::Store => 11,
+            Kind::Changed => 12,
+            Kind::Interrupted => 13,
+            Kind::Unsupported => 14,
+            Kind::TooManyItems => 15,
+            Kind::Protocol => 16,
+            Kind::Internal => 17,
         }
     }
 
@@ -88,6 +112,12 @@ impl Kind {
             Kind::StoreNotFound => "store-not-found",
             Kind::Corrupt => "corrupt",
             Kind::Store => "store",
+            Kind::Changed => "changed",
+            Kind::Interrupted => "interrupted",
+            Kind::Unsupported => "unsupported",
+            Kind::TooManyItems => "too-many-items",
+            Kind::Protocol => "protocol",
+            Kind::Internal => "internal",
         }
     }
 
@@ -102,6 +132,12 @@ impl Kind {
             SessionError::StoreNotFound(_) => Kind::StoreNotFound,
             SessionError::Corrupt(_) => Kind::Corrupt,
             SessionError::Store(_) => Kind::Store,
+            SessionError::Changed => Kind::Changed,
+            SessionError::Interrupted(_) => Kind::Interrupted,
+            SessionError::Unsupported(_) => Kind::Unsupported,
+            SessionError::TooManyItems(_) => Kind::TooManyItems,
+            SessionError::Protocol(_) => Kind::Protocol,
+            SessionError::Internal(_) => Kind::Internal,
         }
     }
 
@@ -126,6 +162,12 @@ Exit status:
   9   store-not-found: the sidecar has no state store named --store
   10  corrupt: stored data is not in the expected shape (left untouched)
   11  store: any other error the state store reported
+  12  changed: the session changed since the version given to replace --expect
+  13  interrupted: the connection broke after a request was sent (a write may have landed)
+  14  unsupported: the state store lacks a feature the layout needs (etags)
+  15  too-many-items: the session holds more items than one read returns; pass --limit
+  16  protocol: the sidecar's answer was not in Dapr's format, or too large
+  17  internal: a bug in the component; please report it
 With --json, errors are printed on stderr as {\"error\": NAME, \"message\": ..., \"exit_code\": N}.";
 
 #[cfg(test)]

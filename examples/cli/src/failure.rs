@@ -137,9 +137,35 @@ impl Failure {
                     "the session's stored data is not in the expected shape (left untouched): {m}"
                 ),
             ),
-            SessionError::Store(s) if s.status == 0 => Failure::new(
-                Kind::Store,
-                format!("the sidecar's answer was not understood: {}", s.message),
+            SessionError::Changed => Failure::new(
+                Kind::Changed,
+                "the session changed since the expected version; read it again".to_string(),
+            ),
+            SessionError::Interrupted(m) => Failure::new(
+                Kind::Interrupted,
+                format!(
+                    "the connection to the Dapr sidecar at {at} broke after the request was sent                      ({m}); a write may have been applied: read the session before retrying"
+                ),
+            ),
+            SessionError::Unsupported(m) => Failure::new(
+                Kind::Unsupported,
+                format!(
+                    "the state store '{}' cannot hold this layout: {m}",
+                    target.store
+                ),
+            ),
+            SessionError::TooManyItems(n) => Failure::new(
+                Kind::TooManyItems,
+                format!("the session holds {n} items, more than one read returns; pass --limit"),
+            )
+            .with("items", *n),
+            SessionError::Protocol(m) => Failure::new(
+                Kind::Protocol,
+                format!("the sidecar's answer was not understood: {m}"),
+            ),
+            SessionError::Internal(m) => Failure::new(
+                Kind::Internal,
+                format!("the component hit a bug (please report it): {m}"),
             ),
             SessionError::Store(s) => Failure::new(
                 Kind::Store,

@@ -155,17 +155,13 @@ fn batch_failed(
 /// Whether a failed `add-items` may still have been applied: the request was sent but its
 /// answer never came.
 fn may_have_landed(e: &CallError) -> bool {
-    match e {
-        CallError::Trap(_) | CallError::Session(SessionError::Timeout) => true,
-        CallError::Session(SessionError::Unavailable(m)) => {
-            !(m.contains("refused")
-                || m.contains("not ready")
-                || m.contains("does not resolve")
-                || m.contains("unreachable"))
-        }
-        CallError::Session(SessionError::Store(s)) => s.status == 0,
-        CallError::Session(_) => false,
-    }
+    matches!(
+        e,
+        CallError::Trap(_)
+            | CallError::Session(
+                SessionError::Timeout | SessionError::Interrupted(_) | SessionError::Protocol(_)
+            )
+    )
 }
 
 /// The text of `input` (`-` is stdin) and the name to call it in messages.

@@ -4,7 +4,7 @@ use wasmtime::Store;
 use wasmtime::component::ResourceAny;
 
 use crate::options::HostState;
-use crate::wit::{Config, DaprSession, SessionError, SessionMetadata};
+use crate::wit::{Config, DaprSession, SessionError, SessionMetadata, Snapshot};
 
 /// A failed call: the component returned an error, or it trapped.
 #[derive(Debug)]
@@ -115,6 +115,46 @@ impl Instance {
     pub async fn metadata(&mut self, s: SessionHandle) -> CallResult<SessionMetadata> {
         let api = self.api.agentmem_session_session().session();
         flatten(api.call_metadata(&mut self.store, s.0).await)
+    }
+
+    /// `session.get-snapshot`: the newest `limit` items, their position and the version.
+    pub async fn get_snapshot(
+        &mut self,
+        s: SessionHandle,
+        limit: Option<u32>,
+    ) -> CallResult<Snapshot> {
+        let api = self.api.agentmem_session_session().session();
+        flatten(api.call_get_snapshot(&mut self.store, s.0, limit).await)
+    }
+
+    /// `session.replace`: the whole history, atomically, if still at `expected`.
+    pub async fn replace(
+        &mut self,
+        s: SessionHandle,
+        items: &[String],
+        expected: Option<&str>,
+    ) -> CallResult<()> {
+        let api = self.api.agentmem_session_session().session();
+        flatten(
+            api.call_replace(&mut self.store, s.0, items, expected)
+                .await,
+        )
+    }
+
+    /// `session.replace-suffix`: the items from `start` on, atomically, if still at
+    /// `expected`.
+    pub async fn replace_suffix(
+        &mut self,
+        s: SessionHandle,
+        start: u64,
+        items: &[String],
+        expected: Option<&str>,
+    ) -> CallResult<()> {
+        let api = self.api.agentmem_session_session().session();
+        flatten(
+            api.call_replace_suffix(&mut self.store, s.0, start, items, expected)
+                .await,
+        )
     }
 
     /// Drops the `session` resource.

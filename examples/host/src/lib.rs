@@ -41,5 +41,6 @@ pub use options::{HostState, InstanceOptions};
 pub use pool::Pool;
 pub use transport::{Direct, SendFuture, SendResult, Transport, WasiBody};
 pub use wit::{
-    Config, Consistency, InvalidInput, Layout, SessionError, SessionMetadata, StoreError, config,
+    Config, Consistency, InvalidInput, Layout, SessionError, SessionMetadata, Snapshot, StoreError,
+    config,
 };

@@ -11,7 +11,8 @@ mod bindings {
 pub(crate) use bindings::{DaprSession, DaprSessionPre};
 
 pub use bindings::exports::agentmem::session::session::{
-    Config, Consistency, Error as SessionError, InvalidInput, Layout, SessionMetadata, StoreError,
+    Config, Consistency, Error as SessionError, InvalidInput, Layout, SessionMetadata, Snapshot,
+    StoreError,
 };
 
 /// A config for the state store `store` of the sidecar at `endpoint`, every other field left
@@ -27,5 +28,6 @@ pub fn config(endpoint: &str, store: &str) -> Config {
         default_limit: None,
         timeout_ms: None,
         layout: None,
+        max_items: None,
     }
 }

@@ -83,6 +83,26 @@ impl From<SessionError> for ApiError {
             SessionError::Corrupt(m) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "corrupt", m)
             }
+            SessionError::Changed => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "changed",
+                "the session changed since the expected version",
+            ),
+            SessionError::Interrupted(m) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "interrupted", m)
+            }
+            SessionError::Unsupported(m) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "unsupported", m)
+            }
+            SessionError::TooManyItems(n) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "too_many_items",
+                format!("the session holds {n} items, more than one read returns: pass limit"),
+            ),
+            SessionError::Protocol(m) => ApiError::new(StatusCode::BAD_GATEWAY, "protocol", m),
+            SessionError::Internal(m) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m)
+            }
             SessionError::Store(s) => ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "store",

@@ -1,6 +1,6 @@
 //! An example consumer of the dapr-session component: a conversation-memory HTTP service.
 //!
-//! It imports `agentmem:session/session@0.1.0` and exports `wasi:http/incoming-handler`:
+//! It imports `agentmem:session/session@0.2.0` and exports `wasi:http/incoming-handler`:
 //!
 //! | request | answer |
 //! |---|---|

@@ -12,17 +12,21 @@ pub const KEY_PREFIX: &str = "SESSION_KEY_PREFIX";
 pub const TTL: &str = "SESSION_TTL_SECONDS";
 /// Environment variable choosing the layout, `log` or `compat` (default `log`).
 pub const LAYOUT: &str = "SESSION_LAYOUT";
+/// Environment variable bounding the items a session keeps (default none).
+pub const MAX_ITEMS: &str = "SESSION_MAX_ITEMS";
 
 /// The session config, or what is wrong with the environment.
 pub fn config(var: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
     let nonempty = |k: &str| var(k).filter(|v| !v.is_empty());
-    let ttl_seconds = match nonempty(TTL) {
-        Some(v) => Some(
-            v.parse::<u32>()
-                .map_err(|_| format!("{TTL} must be a whole number of seconds, not {v:?}"))?,
-        ),
-        None => None,
+    let number = |k: &str, what: &str| match nonempty(k) {
+        Some(v) => v
+            .parse::<u32>()
+            .map(Some)
+            .map_err(|_| format!("{k} must be a whole number of {what}, not {v:?}")),
+        None => Ok(None),
     };
+    let ttl_seconds = number(TTL, "seconds")?;
+    let max_items = number(MAX_ITEMS, "items")?;
     let layout = match nonempty(LAYOUT).as_deref() {
         None | Some("log") => Some(Layout::Log),
         Some("compat") => Some(Layout::Compat),
@@ -38,6 +42,7 @@ pub fn config(var: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
         default_limit: None,
         timeout_ms: None,
         layout,
+        max_items,
     })
 }
 
@@ -68,6 +73,8 @@ mod tests {
             ("memory", Some(60), Some("acme"))
         );
         assert!(config(env(&[(TTL, "soon")])).is_err());
+        assert_eq!(config(env(&[(MAX_ITEMS, "500")]))?.max_items, Some(500));
+        assert!(config(env(&[(MAX_ITEMS, "-1")])).is_err());
         assert!(config(env(&[(LAYOUT, "tree")])).is_err());
         Ok(())
     }

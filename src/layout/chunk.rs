@@ -1,0 +1,334 @@
+//! The stored form of a run of items: a JSON array of JSON strings, each string one item's
+//! JSON text, oldest first. It is exactly what the Python `DaprSession` stores under
+//! `{id}:messages`, so both layouts read it with the same code.
+//!
+//! Dapr stores a value as the JSON it parsed from the request, re-serialized by the store
+//! (Redis and SQLite re-escape strings differently), so items cannot be stored as raw JSON
+//! objects (a store may round numbers or reorder keys); as strings they come back exactly.
+//! Reading is one pass over the bytes that copies each string out, unescaping as it goes;
+//! merging chunks splices the stored strings without decoding them.
+
+use std::ops::Range;
+
+/// A chunk holding `items` (item JSON texts), as a JSON value.
+pub fn encode<S: AsRef<str>>(items: &[S]) -> String {
+    let bytes: usize = items.iter().map(|i| i.as_ref().len() + 8).sum();
+    let mut out = String::with_capacity(bytes + 2);
+    out.push('[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_string(&mut out, item.as_ref());
+    }
+    out.push(']');
+    out
+}
+
+/// The length of `text` as a JSON string, as [`push_string`] writes it.
+pub fn encoded_len(text: &str) -> usize {
+    text.bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
+        + 2
+}
+
+/// Appends `text` to `out` as a JSON string.
+pub fn push_string(out: &mut String, text: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in text.bytes().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(text.get(start..i).unwrap_or_default());
+        if escaped.is_empty() {
+            out.push_str("\\u00");
+            out.push(hex(b >> 4));
+            out.push(hex(b & 15));
+        } else {
+            out.push_str(escaped);
+        }
+        start = i + 1;
+    }
+    out.push_str(text.get(start..).unwrap_or_default());
+    out.push('"');
+}
+
+fn hex(n: u8) -> char {
+    char::from(if n < 10 { b'0' + n } else { b'a' + n - 10 })
+}
+
+/// The byte ranges of the elements of a stored chunk (each a JSON string, quotes included),
+/// or `None` if `raw` is not a JSON array of strings.
+pub fn spans(raw: &[u8]) -> Option<Vec<Range<usize>>> {
+    let mut spans = Vec::new();
+    let mut i = skip_ws(raw, 0);
+    if raw.get(i) != Some(&b'[') {
+        return None;
+    }
+    i = skip_ws(raw, i + 1);
+    if raw.get(i) == Some(&b']') {
+        return trailing_ws_only(raw, i + 1).then_some(spans);
+    }
+    loop {
+        if raw.get(i) != Some(&b'"') {
+            return None;
+        }
+        let end = string_end(raw, i)?;
+        spans.push(i..end + 1);
+        i = skip_ws(raw, end + 1);
+        match raw.get(i) {
+            Some(b',') => i = skip_ws(raw, i + 1),
+            Some(b']') => return trailing_ws_only(raw, i + 1).then_some(spans),
+            _ => return None,
+        }
+    }
+}
+
+/// Every element of a stored chunk, decoded; `None` if `raw` is not a JSON array of valid
+/// JSON strings.
+pub fn decode_all(raw: &[u8]) -> Option<Vec<String>> {
+    let spans = spans(raw)?;
+    spans.iter().map(|s| decode(raw, s.clone())).collect()
+}
+
+/// The string at `span` (quotes included) of `raw`, unescaped; `None` if it is not a valid
+/// JSON string.
+pub fn decode(raw: &[u8], span: Range<usize>) -> Option<String> {
+    let inner = raw.get(span.start + 1..span.end.checked_sub(1)?)?;
+    let text = std::str::from_utf8(inner).ok()?;
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = *bytes.get(i)?;
+        if b < 0x20 || b == b'"' {
+            return None;
+        }
+        if b != b'\\' {
+            i += 1;
+            continue;
+        }
+        out.push_str(text.get(start..i)?);
+        let (c, used) = unescape(bytes, i)?;
+        out.push(c);
+        i += used;
+        start = i;
+    }
+    out.push_str(text.get(start..)?);
+    Some(out)
+}
+
+/// The character the escape at `bytes[i]` (a backslash) stands for, and its length.
+fn unescape(bytes: &[u8], i: usize) -> Option<(char, usize)> {
+    let c = match bytes.get(i + 1)? {
+        b'"' => '"',
+        b'\\' => '\\',
+        b'/' => '/',
+        b'b' => '\u{8}',
+        b'f' => '\u{c}',
+        b'n' => '\n',
+        b'r' => '\r',
+        b't' => '\t',
+        b'u' => {
+            let first = hex4(bytes, i + 2)?;
+            if !(0xd800..0xe000).contains(&first) {
+                return Some((char::from_u32(first)?, 6));
+            }
+            // A surrogate pair: a high surrogate, then `\u` and a low one.
+            if first >= 0xdc00 || bytes.get(i + 6..i + 8)? != b"\\u" {
+                return None;
+            }
+            let second = hex4(bytes, i + 8)?;
+            if !(0xdc00..0xe000).contains(&second) {
+                return None;
+            }
+            let c = 0x10000 + ((first - 0xd800) << 10) + (second - 0xdc00);
+            return Some((char::from_u32(c)?, 12));
+        }
+        _ => return None,
+    };
+    Some((c, 2))
+}
+
+fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
+    let digits = std::str::from_utf8(bytes.get(at..at + 4)?).ok()?;
+    u32::from_str_radix(digits, 16).ok()
+}
+
+/// Index of the quote that closes the string opened at `open`.
+fn string_end(raw: &[u8], open: usize) -> Option<usize> {
+    let mut i = open + 1;
+    loop {
+        match raw.get(i)? {
+            b'"' => return Some(i),
+            b'\\' => i += 2,
+            _ => i += 1,
+        }
+    }
+}
+
+fn skip_ws(raw: &[u8], mut i: usize) -> usize {
+    while raw
+        .get(i)
+        .is_some_and(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
+    {
+        i += 1;
+    }
+    i
+}
+
+fn trailing_ws_only(raw: &[u8], i: usize) -> bool {
+    skip_ws(raw, i) == raw.len()
+}
+
+/// Whether decoded item text looks like an item this component stored: a JSON object, as
+/// the items written were checked to be. Cheap: a stored string was written whole.
+pub fn looks_like_item(text: &str) -> bool {
+    text.starts_with('{') && text.ends_with('}')
+}
+
+/// A chunk made of stored elements (byte ranges of raw chunks) and new items, in order.
+#[derive(Debug, Default)]
+pub struct Builder {
+    out: String,
+    count: usize,
+}
+
+impl Builder {
+    /// An empty chunk with room for `bytes`.
+    pub fn with_capacity(bytes: usize) -> Self {
+        let mut out = String::with_capacity(bytes + 2);
+        out.push('[');
+        Builder { out, count: 0 }
+    }
+
+    fn separate(&mut self) {
+        if self.count > 0 {
+            self.out.push(',');
+        }
+        self.count += 1;
+    }
+
+    /// Appends stored elements `spans` of `raw` (a chunk [`spans`] accepted) as they are.
+    pub fn push_stored(&mut self, raw: &[u8], spans: &[Range<usize>]) -> Option<()> {
+        for span in spans {
+            let text = std::str::from_utf8(raw.get(span.clone())?).ok()?;
+            self.separate();
+            self.out.push_str(text);
+        }
+        Some(())
+    }
+
+    /// Appends new items.
+    pub fn push_items<S: AsRef<str>>(&mut self, items: &[S]) {
+        for item in items {
+            self.separate();
+            push_string(&mut self.out, item.as_ref());
+        }
+    }
+
+    /// Items so far.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether no item was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The chunk's JSON.
+    pub fn finish(mut self) -> String {
+        self.out.push(']');
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_round_trip_through_the_stored_form() {
+        let items = [
+            r#"{"role":"user","content":"hi \"there\" \\ / é 😀"}"#,
+            "{\"a\":\"\u{1}\t\n\r\"}",
+            r#"{"s":"\ud800 kept as text"}"#,
+            "{}",
+        ];
+        let stored = encode(&items);
+        let lens: usize = items.iter().map(|i| encoded_len(i)).sum();
+        assert_eq!(stored.len(), lens + items.len() - 1 + 2);
+        // serde_json agrees on the encoding.
+        let parsed: Vec<String> = serde_json::from_str(&stored).unwrap();
+        assert_eq!(parsed, items);
+        assert_eq!(decode_all(stored.as_bytes()).unwrap(), items);
+    }
+
+    #[test]
+    fn stores_reescaping_is_read_back() {
+        // Go's encoding/json escapes <, >, & and U+2028; Redis leaves them; both decode alike.
+        let go = r#"[ "{\"x\":\"\u003ca\u003e \u0026 \u2028 \ud83d\ude00\"}" ]"#;
+        assert_eq!(
+            decode_all(go.as_bytes()).unwrap(),
+            ["{\"x\":\"<a> & \u{2028} 😀\"}"]
+        );
+    }
+
+    #[test]
+    fn anything_else_is_refused() {
+        for bad in [
+            "",
+            "{}",
+            "[1]",
+            "[\"a\",]",
+            "[\"a\"",
+            "[\"a\" \"b\"]",
+            "[\"\\x\"]",
+            "[\"\\ud800\"]",
+            "[\"\\udc00\\ud800\"]",
+            "[\"a\"] x",
+            "[\"tab\tin\"]",
+            "null",
+        ] {
+            assert_eq!(decode_all(bad.as_bytes()), None, "{bad:?}");
+        }
+        assert_eq!(decode_all(b" [ ] ").unwrap(), Vec::<String>::new());
+        assert_eq!(decode_all(b"[\"\xff\"]"), None);
+    }
+
+    #[test]
+    fn builder_splices_stored_elements_with_new_items() {
+        let a = encode(&["{\"n\":1}", "{\"n\":2}", "{\"n\":3}"]);
+        let spans = spans(a.as_bytes()).unwrap();
+        let mut b = Builder::with_capacity(64);
+        b.push_stored(a.as_bytes(), &spans[1..]).unwrap();
+        b.push_items(&["{\"n\":4}"]);
+        assert_eq!(b.len(), 3);
+        let merged = b.finish();
+        assert_eq!(
+            decode_all(merged.as_bytes()).unwrap(),
+            ["{\"n\":2}", "{\"n\":3}", "{\"n\":4}"]
+        );
+        assert_eq!(Builder::with_capacity(0).finish(), "[]");
+    }
+
+    #[test]
+    fn item_shape_check() {
+        assert!(looks_like_item("{\"a\":1}"));
+        assert!(!looks_like_item("[1]") && !looks_like_item("{") && !looks_like_item(""));
+    }
+}
