@@ -102,6 +102,8 @@ def master_key_cases() -> list[dict]:
         "correct horse battery staple",
         "ключ-🔑-" + fernet_like,  # non-ASCII: the decoder refuses str -> raw UTF-8
         fernet_like[:43] + "é",
+        fernet_like[:10] + "é" + fernet_like[10:],  # would decode to 32 bytes if é were skipped
+        "🙂" + fernet_like,
         "=" * 44,
         "A",
         "AB",
@@ -318,8 +320,29 @@ def read_cases(sessions: list[dict]) -> list[dict]:
         json.loads(own[2]["stored"]),
         {"__enc__": 1, "v": 2, "kid": "other", "payload": json.loads(own[3]["stored"])["payload"]},
         json.loads(own[4]["stored"]),
+        # Python's `== 1`: true and 1.0 mark envelopes too.
+        {"__enc__": True, "v": 1, "kid": "hkdf-v1", "payload": json.loads(own[5]["stored"])["payload"]},
+        {"__enc__": 1.0, "v": 1, "kid": "hkdf-v1", "payload": json.loads(own[6]["stored"])["payload"]},
     ]
+    # The same items with every unreadable one newest: limited reads must widen.
+    junk_last = [stored[i] for i in (0, 2, 6, 8, 9, 10, 1, 3, 4, 5, 7)]
+    junk_last[-1] = {"__enc__": 1, "v": 1, "kid": "hkdf-v1", "payload": "gAAAAAB" + "A" * 90}
     reads = []
+    for limit in (1, 2, 3, 7, None):
+        session = EncryptedSession(session_id, ListSession(session_id, junk_last), key, ttl=600)
+        with mock.patch("time.time", return_value=T0 + 10.5):
+            got = asyncio.run(session.get_items(limit))
+        reads.append(
+            {
+                "encryption_key": key,
+                "session_id": session_id,
+                "ttl": 600,
+                "now": T0 + 10,
+                "limit": limit,
+                "stored": [stored_text(s) for s in junk_last],
+                "expected": [compact(i) for i in got],
+            }
+        )
     for now, ttl, limit in [
         (T0 + 10, 600, None),
         (T0 + 10, 600, 2),
