@@ -2,17 +2,19 @@
 //!
 //! ```text
 //! cargo run --release -p dapr-session-host-tests --bin bench [-- --iterations 100 \
-//!     --lengths 10,100,1000,10000 --out BENCHMARKS.md]
+//!     --lengths 10,100,1000,10000,100000 --out BENCHMARKS.md]
 //! ```
 //!
-//! Measures, through the built component in wasmtime, `add-items` (a 2-item turn),
-//! `get-items(limit=20)`, `get-items()` and `pop-item` at each session length, for both layouts,
-//! interleaved iteration by iteration with the same operations through the real Python
-//! `DaprSession` (gRPC) and with daprd's raw `GET` and `POST` of one small key from a native
-//! client (the floor). Then the component's cost at the host: size, compile time,
-//! instantiation through `InstancePre`, memory per instance and per open session, and
-//! throughput with 1, 8 and 64 sessions served at once. Writes the tables between the
-//! `bench` markers of the output file.
+//! Measures, through the built component in wasmtime, the agent turn (`get-items()` then a
+//! 2-item `add-items`, as the SDK's `Runner` runs it, and the same with `limit=20`),
+//! `add-items`, `get-items(limit=20)`, `get-items()` and `pop-item` at each session length, for
+//! both layouts, interleaved iteration by iteration with the same operations through the real
+//! Python `DaprSession` (gRPC) and with daprd's raw requests from a native client (the floor:
+//! one small key, and one key holding the session's items as one value). Lengths above
+//! 10,000 run the `log` layout alone. Then what each session occupies in Redis, the
+//! component's cost at the host (size, compile time, instantiation, memory) and throughput
+//! with 1, 8 and 64 sessions served at once. Writes the tables between the `bench` markers of
+//! the output file.
 
 #![allow(
     clippy::unwrap_used,
@@ -23,7 +25,11 @@
 
 mod python;
 mod report;
+mod storage;
+mod systems;
+mod tables;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,16 +37,21 @@ use anyhow::Context as _;
 use dapr_session_host_tests::client::DaprHttp;
 use dapr_session_host_tests::daprd::{ComponentSpec, DAPR_VERSION, Daprd, DaprdOptions};
 use dapr_session_host_tests::host::{
-    BeforeSend, COMPONENT, Config, Exchange, Hooks, Host, Instance, InstanceOptions, Layout, Pool,
-    SessionHandle, Synthetic, config,
+    BeforeSend, COMPONENT, Exchange, Hooks, Host, InstanceOptions, Layout, Pool, Synthetic,
 };
-use dapr_session_host_tests::redis::RedisServer;
-use serde_json::{Value, json};
+use dapr_session_host_tests::redis::{RedisServer, Resp};
 
 use crate::python::PythonBench;
 use crate::report::{Costs, Report, Row, Samples, Throughput};
+use crate::storage::Storage;
+use crate::systems::{
+    Floor, OPS, Ours, RESTORE_POPS, STORE, cfg, fresh_op, python_op, timed, turn,
+};
 
-const STORE: &str = "statestore";
+/// The app id daprd runs as (its Redis keys start with `{APP_ID}||`).
+const APP_ID: &str = "bench";
+/// Longest session every system runs; longer ones run the `log` layout alone.
+const ALL_SYSTEMS_UP_TO: usize = 10_000;
 
 struct Args {
     iterations: usize,
@@ -52,7 +63,7 @@ struct Args {
 fn args() -> anyhow::Result<Args> {
     let mut a = Args {
         iterations: 100,
-        lengths: vec![10, 100, 1_000, 10_000],
+        lengths: vec![10, 100, 1_000, 10_000, 100_000],
         out: "BENCHMARKS.md".into(),
         throughput_secs: 5,
     };
@@ -72,28 +83,18 @@ fn args() -> anyhow::Result<Args> {
     Ok(a)
 }
 
-fn msg(role: &str, content: &str) -> String {
-    json!({"type": "message", "role": role, "content": content}).to_string()
+/// Iterations at `length`: fewer for the long sessions, whose Python and `compat` writes move
+/// megabytes.
+fn iterations_at(length: usize, asked: usize) -> usize {
+    match length {
+        0..10_000 => asked,
+        10_000..100_000 => asked.min(60),
+        _ => asked.min(30),
+    }
 }
 
-fn turn(i: usize) -> Vec<String> {
-    vec![
-        msg(
-            "user",
-            &format!("question {i}: what should the agent do next, given the conversation so far?"),
-        ),
-        msg(
-            "assistant",
-            &format!(
-                "answer {i}: a reply of typical length, with a few sentences of content in it."
-            ),
-        ),
-    ]
-}
-
-/// The order of the measured blocks (log, compat, Python, floor, log without a pool, log in
-/// a fresh instance per operation),
-/// shuffled afresh every iteration so that no block always follows the same one.
+/// The order of the measured blocks, shuffled afresh every iteration so that no block always
+/// follows the same one.
 struct Shuffle(u64);
 
 impl Shuffle {
@@ -109,8 +110,8 @@ impl Shuffle {
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    fn next_permutation(&mut self) -> [usize; 6] {
-        let mut p = [0, 1, 2, 3, 4, 5];
+    fn permutation(&mut self, n: usize) -> Vec<usize> {
+        let mut p: Vec<usize> = (0..n).collect();
         for i in (1..p.len()).rev() {
             let j = (self.next() % (i as u64 + 1)) as usize;
             p.swap(i, j);
@@ -131,50 +132,6 @@ fn rss() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
-fn cfg(endpoint: &str, layout: Layout) -> Config {
-    let mut c = config(endpoint, STORE);
-    c.layout = Some(layout);
-    c
-}
-
-async fn timed<T>(f: impl std::future::Future<Output = T>) -> (T, f64) {
-    let t = Instant::now();
-    let out = f.await;
-    (out, t.elapsed().as_secs_f64() * 1e6)
-}
-
-/// One component session under benchmark.
-struct Ours {
-    inst: Instance,
-    session: SessionHandle,
-}
-
-impl Ours {
-    async fn op(&mut self, op: &str, i: usize) -> anyhow::Result<f64> {
-        let s = self.session;
-        let (r, us) = match op {
-            "add" => {
-                let items = turn(i);
-                timed(self.inst.add_items(s, &items)).await
-            }
-            "pop" => {
-                let (r, us) = timed(self.inst.pop_item(s)).await;
-                (r.map(|_| ()), us)
-            }
-            "get20" => {
-                let (r, us) = timed(self.inst.get_items(s, Some(20))).await;
-                (r.map(|_| ()), us)
-            }
-            _ => {
-                let (r, us) = timed(self.inst.get_items(s, None)).await;
-                (r.map(|_| ()), us)
-            }
-        };
-        r.map_err(|e| anyhow::anyhow!("{op}: {e}"))?;
-        Ok(us)
-    }
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     // On a worker thread, as a server's request handler runs, not on the thread blocked in
@@ -182,35 +139,9 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(bench()).await?
 }
 
-async fn bench() -> anyhow::Result<()> {
-    let args = args()?;
-    eprintln!("starting redis-server and daprd v{DAPR_VERSION}");
-    let redis = RedisServer::start().await?;
-    let daprd = Daprd::start(DaprdOptions {
-        app_id: "bench".into(),
-        components: vec![ComponentSpec::redis(STORE, &redis.address())],
-        api_token: None,
-    })
-    .await?;
-    let endpoint = daprd.endpoint();
-    // Hosts keep outgoing connections alive (Spin and wasmCloud do); wasmtime's default opens
-    // one per request. Both are measured.
-    let pool = Pool::new();
-    let pooled = || InstanceOptions {
-        hooks: Hooks {
-            pool: Some(pool.clone()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let python = dapr_session_host_tests::python::python()?;
-    let mut py = PythonBench::start(&python, daprd.grpc_port(), &endpoint, STORE)?;
-
-    // The component at the host.
+/// The component's cost at the host.
+async fn costs(host_compile: Duration, host: &Host, endpoint: &str) -> anyhow::Result<Costs> {
     let wasm_bytes = std::fs::metadata(COMPONENT)?.len();
-    let t = Instant::now();
-    let host = Host::new()?;
-    let compile = t.elapsed();
     let mut instantiate = Samples::default();
     for _ in 0..200 {
         let (inst, us) = timed(host.instance()).await;
@@ -222,7 +153,7 @@ async fn bench() -> anyhow::Result<()> {
     for i in 0..200 {
         let mut inst = host.instance().await?;
         let s = inst
-            .open(&format!("mem-{i}"), &cfg(&endpoint, Layout::Log))
+            .open(&format!("mem-{i}"), &cfg(endpoint, Layout::Log))
             .await?;
         inst.get_items(s, Some(1)).await?;
         held.push(inst);
@@ -230,13 +161,13 @@ async fn bench() -> anyhow::Result<()> {
     let per_instance = rss().saturating_sub(before) / 200;
     drop(held);
     let mut inst = host.instance().await?;
-    let s = inst.open("warm", &cfg(&endpoint, Layout::Log)).await?;
+    let s = inst.open("warm", &cfg(endpoint, Layout::Log)).await?;
     inst.get_items(s, Some(1)).await?;
     let before = rss();
     let mut handles = Vec::new();
     for i in 0..10_000 {
         handles.push(
-            inst.open(&format!("open-{i}"), &cfg(&endpoint, Layout::Log))
+            inst.open(&format!("open-{i}"), &cfg(endpoint, Layout::Log))
                 .await?,
         );
     }
@@ -244,266 +175,342 @@ async fn bench() -> anyhow::Result<()> {
     for h in handles {
         inst.close(h).await?;
     }
-    drop(inst);
-    let costs = Costs {
+    Ok(Costs {
         wasm_bytes,
-        compile,
+        compile: host_compile,
         instantiate,
         per_instance,
         per_session,
-    };
+    })
+}
 
-    // Latency, interleaved: ours (log, compat), Python, and the raw floor.
-    let raw = DaprHttp::new(&endpoint);
-    raw.put(
-        STORE,
-        "bench-floor",
-        &json!({"role": "user", "content": "x"}),
-    )
-    .await?;
-    let floor_body = serde_json::to_vec(
-        &json!([{"key": "bench-floor", "value": {"role": "user", "content": "x"}}]),
-    )?;
-    let run = std::process::id();
-    let mut order = Shuffle::new(u64::from(run));
-    let mut rows = Vec::new();
-    let mut floor_get = Samples::default();
-    let mut floor_post = Samples::default();
-    let mut head_bytes = std::collections::BTreeMap::new();
-    for &length in &args.lengths {
+/// Everything measured at one length.
+#[derive(Default)]
+struct AtLength {
+    samples: BTreeMap<(&'static str, &'static str), Samples>,
+    storage: BTreeMap<&'static str, Storage>,
+    head_bytes: usize,
+    same_bytes: usize,
+}
+
+impl AtLength {
+    fn push(&mut self, system: &'static str, op: &'static str, us: f64) {
+        self.samples.entry((system, op)).or_default().push(us);
+    }
+}
+
+struct Bench {
+    host: Host,
+    pool: Pool,
+    endpoint: String,
+    redis: Resp,
+    py: PythonBench,
+    run: u32,
+    order: Shuffle,
+    floor_get: Samples,
+    floor_post: Samples,
+}
+
+impl Bench {
+    fn pooled(&self) -> InstanceOptions {
+        InstanceOptions {
+            hooks: Hooks {
+                pool: Some(self.pool.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    async fn length(&mut self, length: usize, iterations: usize) -> anyhow::Result<AtLength> {
+        let run = self.run;
+        let all_systems = length <= ALL_SYSTEMS_UP_TO;
+        let mut out = AtLength::default();
         eprintln!("length {length}: filling the sessions");
-        let mut inst = host.instance_with(pooled()).await?;
-        let session = inst
-            .open(&format!("log-{length}-{run}"), &cfg(&endpoint, Layout::Log))
-            .await?;
-        let mut log = Ours { inst, session };
-        // The same workload through an instance whose host opens a connection per request.
-        let mut inst = host.instance().await?;
-        let session = inst
-            .open(
-                &format!("log-nopool-{length}-{run}"),
-                &cfg(&endpoint, Layout::Log),
-            )
-            .await?;
-        let mut unpooled = Ours { inst, session };
-        for i in 0..length / 2 {
-            unpooled.inst.add_items(unpooled.session, &turn(i)).await?;
-        }
-        for i in 0..length / 2 {
-            log.inst.add_items(log.session, &turn(i)).await?;
-        }
-        // Serverless hosts (Spin, wasmCloud) instantiate per request: every operation in an
-        // instance of its own, timed from instantiation to the answer.
+        let log_id = format!("log-{length}-{run}");
+        let log_cfg = cfg(&self.endpoint, Layout::Log);
+        let mut log = Ours::open(&self.host, self.pooled(), &log_id, &log_cfg).await?;
+        log.fill(length).await?;
+        out.storage.insert(
+            "log",
+            storage::measure(&mut self.redis, APP_ID, &log_id).await?,
+        );
+        // Serverless hosts (Spin, wasmCloud) instantiate per request: a session of its own
+        // whose every operation runs in a new instance.
         let fresh_id = format!("log-fresh-{length}-{run}");
-        {
-            let mut inst = host.instance_with(pooled()).await?;
-            let s = inst.open(&fresh_id, &cfg(&endpoint, Layout::Log)).await?;
-            for i in 0..length / 2 {
-                inst.add_items(s, &turn(i)).await?;
-            }
-        }
-        let mut inst = host.instance_with(pooled()).await?;
-        let session = inst
-            .open(
-                &format!("compat-{length}-{run}"),
-                &cfg(&endpoint, Layout::Compat),
+        Ours::open(&self.host, self.pooled(), &fresh_id, &log_cfg)
+            .await?
+            .fill(length)
+            .await?;
+        let items: Vec<String> = (0..length / 2).flat_map(turn).collect();
+        // The floor for whole reads: one key holding the session's items as one value, what
+        // `compat` stores (written straight into Redis: daprd takes at most 4 MiB a request).
+        let same_key = format!("same-{length}-{run}");
+        self.redis
+            .put_dapr_raw(
+                &format!("{APP_ID}||{same_key}"),
+                &serde_json::to_vec(&items)?,
             )
             .await?;
-        let mut compat = Ours { inst, session };
-        let all: Vec<String> = (0..length / 2).flat_map(turn).collect();
-        compat.inst.add_items(compat.session, &all).await?;
-        let py_session = format!("python-{length}-{run}");
-        let all_values: Vec<Value> = all
-            .iter()
-            .map(|i| serde_json::from_str(i).unwrap())
-            .collect();
-        py.op(&py_session, "add", json!({"items": all_values}))?;
-
-        let mut samples: std::collections::BTreeMap<(&str, &str), Samples> = Default::default();
-        let iterations = if length >= 10_000 {
-            args.iterations.min(60)
+        let floor = Floor::new(
+            DaprHttp::new(&self.endpoint),
+            "bench-floor",
+            &same_key,
+            &format!("{log_id}:head"),
+        )?;
+        let (mut compat, mut unpooled, py_id) = if all_systems {
+            let compat_id = format!("compat-{length}-{run}");
+            let mut compat = Ours::open(
+                &self.host,
+                self.pooled(),
+                &compat_id,
+                &cfg(&self.endpoint, Layout::Compat),
+            )
+            .await?;
+            compat.inst.add_items(compat.session, &items).await?;
+            out.storage.insert(
+                "compat",
+                storage::measure(&mut self.redis, APP_ID, &compat_id).await?,
+            );
+            // The `log` layout under wasmtime's default outgoing HTTP: a connection per request.
+            let mut unpooled = Ours::open(
+                &self.host,
+                InstanceOptions::default(),
+                &format!("log-nopool-{length}-{run}"),
+                &log_cfg,
+            )
+            .await?;
+            unpooled.fill(length).await?;
+            let py_id = format!("python-{length}-{run}");
+            let values: Vec<serde_json::Value> = items
+                .iter()
+                .map(|i| serde_json::from_str(i))
+                .collect::<Result<_, _>>()?;
+            self.py
+                .op(&py_id, "add", serde_json::json!({"items": values}))?;
+            out.storage.insert(
+                "python",
+                storage::measure(&mut self.redis, APP_ID, &py_id).await?,
+            );
+            (Some(compat), Some(unpooled), Some(py_id))
         } else {
-            args.iterations
+            (None, None, None)
         };
+
         eprintln!("length {length}: {iterations} interleaved iterations");
         for i in 0..iterations + 5 {
             let warm = i < 5;
-            for block in order.next_permutation() {
+            for block in self.order.permutation(6) {
                 match block {
                     0 | 1 | 4 => {
                         let (name, ours) = match block {
-                            0 => ("log", &mut log),
-                            1 => ("compat", &mut compat),
-                            _ => ("log, no pool", &mut unpooled),
+                            0 => ("log", Some(&mut log)),
+                            1 => ("compat", compat.as_mut()),
+                            _ => ("log, no pool", unpooled.as_mut()),
                         };
+                        let Some(ours) = ours else { continue };
                         // Untimed: the first request after another system's block pays for
                         // the switch (threads waking); every block starts with one.
-                        ours.inst
-                            .get_items(ours.session, Some(1))
-                            .await
-                            .map_err(|e| anyhow::anyhow!("{e}"))?;
-                        for op in ["add", "pop", "get20", "getall"] {
+                        ours.op("get1", i).await?;
+                        for op in OPS {
                             let us = ours.op(op, i).await?;
                             if !warm {
-                                samples.entry((name, op)).or_default().push(us);
+                                out.push(name, op, us);
                             }
                         }
-                        ours.op("pop", i).await?;
-                    }
-                    5 => {
-                        // (operation, timed): the first is the block's warm-up, the last
-                        // restores the length.
-                        for (op, timed) in [
-                            ("get20", false),
-                            ("add", true),
-                            ("pop", true),
-                            ("get20", true),
-                            ("getall", true),
-                            ("pop", false),
-                        ] {
-                            let t = Instant::now();
-                            let mut inst = host.instance_with(pooled()).await?;
-                            let session =
-                                inst.open(&fresh_id, &cfg(&endpoint, Layout::Log)).await?;
-                            Ours { inst, session }.op(op, i).await?;
-                            let us = t.elapsed().as_secs_f64() * 1e6;
-                            if timed && !warm {
-                                samples
-                                    .entry(("log, fresh instance", op))
-                                    .or_default()
-                                    .push(us);
-                            }
+                        for _ in 0..RESTORE_POPS {
+                            ours.op("pop", i).await?;
                         }
                     }
                     2 => {
-                        let items: Vec<Value> = turn(i)
-                            .iter()
-                            .map(|t| serde_json::from_str(t).unwrap())
-                            .collect();
-                        py.op(&py_session, "get", json!({"limit": 1}))?;
-                        for (op, extra) in [
-                            ("add", json!({"items": items})),
-                            ("pop", json!({})),
-                            ("get20", json!({"limit": 20})),
-                            ("getall", json!({})),
-                        ] {
-                            let wire = if op.starts_with("get") { "get" } else { op };
-                            let us = py.op(&py_session, wire, extra)?;
+                        let Some(py_id) = &py_id else { continue };
+                        python_op(&mut self.py, py_id, "get1", i)?;
+                        for op in OPS {
+                            let us = python_op(&mut self.py, py_id, op, i)?;
                             if !warm {
-                                samples.entry(("python", op)).or_default().push(us);
+                                out.push("python", op, us);
                             }
                         }
-                        py.op(&py_session, "pop", json!({}))?;
+                        for _ in 0..RESTORE_POPS {
+                            python_op(&mut self.py, py_id, "pop", i)?;
+                        }
+                    }
+                    5 => {
+                        let fresh =
+                            |op| fresh_op(&self.host, self.pooled(), &fresh_id, &log_cfg, op, i);
+                        fresh("get1").await?;
+                        for op in OPS {
+                            let us = fresh(op).await?;
+                            if !warm {
+                                out.push("log, fresh instance", op, us);
+                            }
+                        }
+                        for _ in 0..RESTORE_POPS {
+                            fresh("pop").await?;
+                        }
                     }
                     _ => {
-                        raw.get(STORE, "bench-floor").await?;
-                        let (g, us) = timed(raw.get(STORE, "bench-floor")).await;
-                        g?;
+                        floor.get(&floor.small).await?;
+                        let (get, _) = floor.get(&floor.small).await?;
+                        let post = floor.post().await?;
+                        let (head, head_bytes) = floor.get(&floor.head).await?;
+                        let (same, same_bytes) = floor.get(&floor.same).await?;
+                        // The floor of a turn: one raw GET of the same bytes and one POST.
+                        let started = Instant::now();
+                        floor.get(&floor.same).await?;
+                        floor.post().await?;
+                        let turn = started.elapsed().as_secs_f64() * 1e6;
+                        let started = Instant::now();
+                        floor.get(&floor.small).await?;
+                        floor.post().await?;
+                        let turn20 = started.elapsed().as_secs_f64() * 1e6;
                         if !warm {
-                            floor_get.push(us);
-                        }
-                        // What one round trip moving the log layout's head costs at this length.
-                        let head_key = format!("log-{length}-{run}:head");
-                        let (g, us) = timed(raw.get(STORE, &head_key)).await;
-                        let head = g?;
-                        if !warm {
-                            samples.entry(("head GET", "get20")).or_default().push(us);
-                            head_bytes.insert(length, head.body.len());
-                        }
-                        let (p, us) = timed(raw.send(
-                            http::Method::POST,
-                            "/v1.0/state/statestore",
-                            Some(floor_body.clone()),
-                            &[],
-                        ))
-                        .await;
-                        p?;
-                        if !warm {
-                            floor_post.push(us);
+                            self.floor_get.push(get);
+                            self.floor_post.push(post);
+                            out.push("floor", "get20", get);
+                            out.push("floor", "add", post);
+                            out.push("floor", "pop", post);
+                            out.push("head GET", "get20", head);
+                            out.push("floor", "getall", same);
+                            out.push("floor", "turn", turn);
+                            out.push("floor", "turn20", turn20);
+                            out.head_bytes = head_bytes;
+                            out.same_bytes = same_bytes;
                         }
                     }
                 }
             }
         }
-        // The component's and wasmtime's own share: the same get-items(limit=20) with the
-        // host answering the head's GET itself, no sidecar and no network.
-        let head_key = format!("log-{length}-{run}:head");
-        let head = String::from_utf8(raw.get(STORE, &head_key).await?.body.to_vec())?;
+        // The component's and wasmtime's own share of `get-items(limit=20)`: the host answers
+        // the head's GET itself, no sidecar and no network.
+        let head = String::from_utf8(floor.raw.get(STORE, &floor.head).await?.body.to_vec())?;
         let answer: BeforeSend = Arc::new(move |e: &Exchange| {
             let hit = e.method == "GET" && e.uri.contains("%3Ahead");
             let body = head.clone();
             Box::pin(async move { hit.then_some(Synthetic { status: 200, body }) })
         });
-        let mut inst = host
-            .instance_with(InstanceOptions {
-                hooks: Hooks {
-                    before_send: Some(answer),
-                    pool: Some(pool.clone()),
-                    ..Default::default()
-                },
+        let options = InstanceOptions {
+            hooks: Hooks {
+                before_send: Some(answer),
+                pool: Some(self.pool.clone()),
                 ..Default::default()
-            })
-            .await?;
-        let session = inst
-            .open(&format!("log-{length}-{run}"), &cfg(&endpoint, Layout::Log))
-            .await?;
-        let mut local = Ours { inst, session };
+            },
+            ..Default::default()
+        };
+        let mut local = Ours::open(&self.host, options, &log_id, &log_cfg).await?;
         for i in 0..iterations * 5 {
             let us = local.op("get20", i).await?;
             if i >= 20 {
-                samples
-                    .entry(("host-answered", "get20"))
-                    .or_default()
-                    .push(us);
+                out.push("host-answered", "get20", us);
             }
         }
-        for ((system, op), s) in samples {
-            rows.push(Row {
-                length,
-                system: system.to_string(),
-                op: op.to_string(),
-                samples: s,
-            });
-        }
+        Ok(out)
     }
 
-    // Throughput: N sessions, one instance each, served at once from this process.
-    let mut throughput = Vec::new();
-    for n in [1usize, 8, 64] {
-        let deadline = Instant::now() + Duration::from_secs(args.throughput_secs);
+    /// Agent turns (`get-items(limit=20)` then a 2-item `add-items`) with `n` sessions served
+    /// at once, one instance each, for `secs`.
+    async fn throughput(&self, n: usize, secs: u64) -> anyhow::Result<Throughput> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
         let mut tasks = Vec::new();
         for t in 0..n {
-            let mut inst = host.instance_with(pooled()).await?;
-            let s = inst
-                .open(&format!("tp-{n}-{t}-{run}"), &cfg(&endpoint, Layout::Log))
-                .await?;
+            let id = format!("tp-{n}-{t}-{}", self.run);
+            let mut ours = Ours::open(
+                &self.host,
+                self.pooled(),
+                &id,
+                &cfg(&self.endpoint, Layout::Log),
+            )
+            .await?;
             tasks.push(tokio::spawn(async move {
-                let mut turns = 0u64;
+                let mut turns = 0usize;
                 while Instant::now() < deadline {
-                    inst.get_items(s, Some(20))
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{e}"))?;
-                    inst.add_items(s, &turn(turns as usize))
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    ours.op("turn20", turns).await?;
                     turns += 1;
                 }
-                anyhow::Ok(turns)
+                anyhow::Ok(turns as u64)
             }));
         }
         let started = Instant::now();
-        let sent = pool.requests();
+        let sent = self.pool.requests();
         let mut turns = 0;
         for t in tasks {
             turns += t.await??;
         }
-        throughput.push(Throughput {
+        Ok(Throughput {
             sessions: n,
             turns,
-            requests: pool.requests() - sent,
+            requests: self.pool.requests() - sent,
             elapsed: started.elapsed(),
-        });
+        })
     }
+}
+
+async fn bench() -> anyhow::Result<()> {
+    let args = args()?;
+    eprintln!("starting redis-server and daprd v{DAPR_VERSION}");
+    let redis = RedisServer::start().await?;
+    let daprd = Daprd::start(DaprdOptions {
+        app_id: APP_ID.into(),
+        components: vec![ComponentSpec::redis(STORE, &redis.address())],
+        api_token: None,
+    })
+    .await?;
+    let endpoint = daprd.endpoint();
+    let python = dapr_session_host_tests::python::python()?;
+    let t = Instant::now();
+    let host = Host::new()?;
+    let compile = t.elapsed();
+    let costs = costs(compile, &host, &endpoint).await?;
+    DaprHttp::new(&endpoint)
+        .put(
+            STORE,
+            "bench-floor",
+            &serde_json::json!({"role": "user", "content": "x"}),
+        )
+        .await?;
+    let mut bench = Bench {
+        host,
+        pool: Pool::new(),
+        endpoint: endpoint.clone(),
+        redis: redis.client().await?,
+        py: PythonBench::start(&python, daprd.grpc_port(), &endpoint, STORE)?,
+        run: std::process::id(),
+        order: Shuffle::new(u64::from(std::process::id())),
+        floor_get: Samples::default(),
+        floor_post: Samples::default(),
+    };
+    let mut rows = Vec::new();
+    let mut storage = Vec::new();
+    let mut head_bytes = BTreeMap::new();
+    let mut same_bytes = BTreeMap::new();
+    for &length in &args.lengths {
+        let at = bench
+            .length(length, iterations_at(length, args.iterations))
+            .await?;
+        for ((system, op), samples) in at.samples {
+            rows.push(Row {
+                length,
+                system: system.to_string(),
+                op: op.to_string(),
+                samples,
+            });
+        }
+        for (system, s) in at.storage {
+            storage.push((length, system.to_string(), s));
+        }
+        head_bytes.insert(length, at.head_bytes);
+        same_bytes.insert(length, at.same_bytes);
+    }
+    let mut throughput = Vec::new();
+    for n in [1usize, 8, 64] {
+        throughput.push(bench.throughput(n, args.throughput_secs).await?);
+    }
+    let Bench {
+        floor_get,
+        floor_post,
+        py,
+        ..
+    } = bench;
     drop(py);
 
     let report = Report {
@@ -511,10 +518,12 @@ async fn bench() -> anyhow::Result<()> {
         floor_get,
         floor_post,
         rows,
+        storage,
         throughput,
         iterations: args.iterations,
         lengths: args.lengths.clone(),
         head_bytes,
+        same_bytes,
     };
     let markdown = report.markdown(&report::environment(&redis_version(), &python)?);
     println!("{markdown}");

@@ -30,6 +30,10 @@ async def main():
             await s.add_items(cmd["items"])
         elif op == "get":
             out = await s.get_items(cmd.get("limit"))
+        elif op == "turn":
+            # An agent turn, as the SDK's Runner runs it: the history, then the turn's items.
+            out = await s.get_items(cmd.get("limit"))
+            await s.add_items(cmd["items"])
         elif op == "pop":
             await s.pop_item()
         elif op == "clear":

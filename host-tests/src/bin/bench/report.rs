@@ -1,11 +1,13 @@
-//! Statistics and the Markdown report.
+//! Statistics, what the report holds, the machine it ran on, and writing it into a file (the
+//! tables themselves are in `tables.rs`).
 
-use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
 use dapr_session_host_tests::daprd::DAPR_VERSION;
 use dapr_session_host_tests::python::OPENAI_AGENTS;
+
+use crate::storage::Storage;
 
 /// Timings of one measurement, in microseconds.
 #[derive(Debug, Clone, Default)]
@@ -75,253 +77,15 @@ pub struct Report {
     pub floor_get: Samples,
     pub floor_post: Samples,
     pub rows: Vec<Row>,
+    /// What each system's session occupies, per length.
+    pub storage: Vec<(usize, String, Storage)>,
     pub throughput: Vec<Throughput>,
     pub iterations: usize,
     pub lengths: Vec<usize>,
     /// Size of the `log` session's head at each length.
     pub head_bytes: std::collections::BTreeMap<usize, usize>,
-}
-
-fn ms(us: f64) -> String {
-    if us >= 100_000.0 {
-        format!("{:.0}", us / 1000.0)
-    } else if us >= 10_000.0 {
-        format!("{:.1}", us / 1000.0)
-    } else {
-        format!("{:.2}", us / 1000.0)
-    }
-}
-
-const OPS: [(&str, &str); 4] = [
-    ("add", "add-items (2-item turn)"),
-    ("get20", "get-items(limit=20)"),
-    ("getall", "get-items()"),
-    ("pop", "pop-item"),
-];
-
-impl Report {
-    fn median(&self, length: usize, system: &str, op: &str) -> Option<f64> {
-        self.rows
-            .iter()
-            .find(|r| r.length == length && r.system == system && r.op == op)
-            .map(|r| r.samples.median())
-    }
-
-    /// The floor an operation is compared with: raw GET for reads, raw POST for writes.
-    fn floor(&self, op: &str) -> f64 {
-        if op.starts_with("get") {
-            self.floor_get.median()
-        } else {
-            self.floor_post.median()
-        }
-    }
-
-    /// The report, as Markdown.
-    pub fn markdown(&self, environment: &str) -> String {
-        let mut m = String::new();
-        let c = &self.costs;
-        let _ = writeln!(m, "{environment}");
-        let lengths: Vec<String> = self.lengths.iter().map(usize::to_string).collect();
-        let _ = writeln!(
-            m,
-            "Reproduce every table: `cargo run --release -p dapr-session-host-tests --bin bench -- --iterations {} --lengths {}` \
-             ({} interleaved iterations per operation and length, at most 60 at 10,000 items).\n",
-            self.iterations,
-            lengths.join(","),
-            self.iterations
-        );
-        let _ = writeln!(m, "### The component at the host\n");
-        let _ = writeln!(m, "| measure | value |\n|---|---|");
-        let _ = writeln!(
-            m,
-            "| `.wasm` size | {} bytes ({:.0} KiB) |",
-            c.wasm_bytes,
-            c.wasm_bytes as f64 / 1024.0
-        );
-        let _ = writeln!(
-            m,
-            "| compile (Cranelift, once per process) | {:.0} ms |",
-            c.compile.as_secs_f64() * 1000.0
-        );
-        let _ = writeln!(
-            m,
-            "| instantiate with `InstancePre` (median / p95 of {}) | {:.0} µs / {:.0} µs |",
-            c.instantiate.len(),
-            c.instantiate.median(),
-            c.instantiate.p95()
-        );
-        let _ = writeln!(
-            m,
-            "| memory per instance with one session open (RSS / 200 instances) | {:.0} KiB |",
-            c.per_instance as f64 / 1024.0
-        );
-        let _ = writeln!(
-            m,
-            "| memory per further open session in one instance (RSS / 10,000 sessions) | {:.0} bytes |",
-            c.per_session
-        );
-        let _ = writeln!(m);
-        let _ = writeln!(
-            m,
-            "### The floor: daprd's raw state API, one small key, native keep-alive client\n"
-        );
-        let _ = writeln!(m, "| request | median | p95 |\n|---|---|---|");
-        let _ = writeln!(
-            m,
-            "| `GET /v1.0/state/statestore/key` | {} ms | {} ms |",
-            ms(self.floor_get.median()),
-            ms(self.floor_get.p95())
-        );
-        let _ = writeln!(
-            m,
-            "| `POST /v1.0/state/statestore` (one key) | {} ms | {} ms |",
-            ms(self.floor_post.median()),
-            ms(self.floor_post.p95())
-        );
-        let _ = writeln!(m);
-        let _ = writeln!(m, "### Latency per operation (ms, median / p95)\n");
-        let _ = writeln!(
-            m,
-            "`log` and `compat` are this component (in wasmtime, over daprd's HTTP API, the host keeping \
-             connections alive); `python` is `DaprSession` from `{OPENAI_AGENTS}` over daprd's gRPC API; \
-             \"log, no pool\" is the `log` layout under wasmtime's default outgoing HTTP, a new connection \
-             per request; \"log, fresh instance\" instantiates the component for every operation, as \
-             serverless hosts do per request, and is timed from instantiation to the answer. \
-             \"× python\" is Python's median over ours (higher is better for us); \"× floor\" \
-             is ours over the raw request (`GET` for reads, `POST` for writes). Each iteration runs \
-             the blocks (one per system, and the floor) in a fresh random order, each block \
-             starting with one untimed request.\n"
-        );
-        for (op, title) in OPS {
-            let _ = writeln!(m, "#### {title}\n");
-            let _ = writeln!(
-                m,
-                "| items | log | compat | python | log × python | log × floor | compat × python | log, no pool | log, fresh instance |"
-            );
-            let _ = writeln!(m, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-            for &length in &self.lengths {
-                let cell = |system: &str| {
-                    self.rows
-                        .iter()
-                        .find(|r| r.length == length && r.system == system && r.op == op)
-                        .map_or("-".to_string(), |r| {
-                            format!("{} / {}", ms(r.samples.median()), ms(r.samples.p95()))
-                        })
-                };
-                let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-                    (Some(a), Some(b)) if b > 0.0 => format!("{:.1}×", a / b),
-                    _ => "-".into(),
-                };
-                let log = self.median(length, "log", op);
-                let compat = self.median(length, "compat", op);
-                let python = self.median(length, "python", op);
-                let _ = writeln!(
-                    m,
-                    "| {length} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                    cell("log"),
-                    cell("compat"),
-                    cell("python"),
-                    ratio(python, log),
-                    ratio(log, Some(self.floor(op))),
-                    ratio(python, compat),
-                    cell("log, no pool"),
-                    cell("log, fresh instance"),
-                );
-            }
-            let _ = writeln!(m);
-            if op == "get20" {
-                let _ = writeln!(
-                    m,
-                    "`get-items(limit=20)` on the `log` layout is one `GET` of the session's head, whose \
-                     tail holds the newest items. The same `GET` from the native client, for comparison:\n"
-                );
-                let _ = writeln!(
-                    m,
-                    "| items | head bytes | raw `GET` of the head | log | log × raw head `GET` | log, head answered by the host |\n|---:|---:|---:|---:|---:|---:|"
-                );
-                for &length in &self.lengths {
-                    let raw = self.median(length, "head GET", op);
-                    let log = self.median(length, "log", op);
-                    let _ = writeln!(
-                        m,
-                        "| {length} | {} | {} | {} | {} | {} |",
-                        self.head_bytes.get(&length).copied().unwrap_or(0),
-                        raw.map_or("-".into(), ms),
-                        log.map_or("-".into(), ms),
-                        match (log, raw) {
-                            (Some(l), Some(r)) if r > 0.0 => format!("{:.1}×", l / r),
-                            _ => "-".into(),
-                        },
-                        self.median(length, "host-answered", op)
-                            .map_or("-".into(), ms),
-                    );
-                }
-                let _ = writeln!(m);
-            }
-        }
-        let _ = writeln!(
-            m,
-            "### Throughput: sessions served at once from one host process\n"
-        );
-        let _ = writeln!(
-            m,
-            "Each session has its own instance and runs agent turns (`get-items(limit=20)` then a 2-item `add-items`), `log` layout.\n"
-        );
-        let _ = writeln!(
-            m,
-            "| sessions | turns | seconds | turns/s | requests to the sidecar per turn | requests/s |\n|---:|---:|---:|---:|---:|---:|"
-        );
-        for t in &self.throughput {
-            let secs = t.elapsed.as_secs_f64();
-            let _ = writeln!(
-                m,
-                "| {} | {} | {:.1} | {:.0} | {:.2} | {:.0} |",
-                t.sessions,
-                t.turns,
-                secs,
-                t.turns as f64 / secs,
-                t.requests as f64 / t.turns.max(1) as f64,
-                t.requests as f64 / secs
-            );
-        }
-        let _ = writeln!(m);
-        let _ = writeln!(m, "### Targets\n");
-        let _ = writeln!(m, "| target | measured | met |\n|---|---|---|");
-        let big = self.lengths.iter().copied().max().unwrap_or(0);
-        for op in ["add", "get20"] {
-            if let (Some(py), Some(log)) =
-                (self.median(big, "python", op), self.median(big, "log", op))
-            {
-                let x = py / log;
-                let _ = writeln!(
-                    m,
-                    "| {op} at {big} items ≥ 20× faster than Python | {x:.1}× | {} |",
-                    if x >= 20.0 { "yes" } else { "no" }
-                );
-            }
-        }
-        for op in ["add", "pop", "get20"] {
-            let worst = self
-                .lengths
-                .iter()
-                .filter_map(|&l| self.median(l, "log", op).map(|v| (l, v / self.floor(op))))
-                .fold((0, 0.0f64), |a, b| if b.1 > a.1 { b } else { a });
-            let _ = writeln!(
-                m,
-                "| {op} within 3× of the floor at every length | worst {:.1}× (at {} items) | {} |",
-                worst.1,
-                worst.0,
-                if worst.1 <= 3.0 { "yes" } else { "no" }
-            );
-        }
-        let kb = self.costs.wasm_bytes as f64 / 1000.0;
-        let _ = writeln!(
-            m,
-            "| component under 400 KB | {kb:.0} KB | {} |",
-            if kb < 400.0 { "yes" } else { "no" }
-        );
-        m
-    }
+    /// Size of the key holding each length's items as one value.
+    pub same_bytes: std::collections::BTreeMap<usize, usize>,
 }
 
 /// The machine and the versions, as Markdown.
