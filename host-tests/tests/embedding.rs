@@ -816,3 +816,51 @@ async fn wasmtime_serve_runs_the_composition() {
     conversation(&http).await;
     drop(process);
 }
+
+/// The README's Rust recipe, as written there, with the product host crate alone: compile
+/// once, instances from `InstancePre`, a shared keep-alive pool, typed errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_host_recipe() {
+    use dapr_session_host::{Host, InstanceOptions, Pool, SessionError, config};
+    let server = DaprServer::start(ServerConfig::default()).await.unwrap();
+    let endpoint = server.endpoint();
+    let wasm = dapr_session_host_tests::host::component();
+    check_fresh(&wasm).unwrap();
+
+    let host = Host::from_file(&wasm).unwrap(); // compiles the component once
+    let mut instance = host.instance().await.unwrap(); // cheap: InstancePre
+    let session = instance
+        .open("user-123", &config(&endpoint, "statestore"))
+        .await
+        .unwrap();
+    instance
+        .add_items(session, &[r#"{"role":"user","content":"hi"}"#.to_string()])
+        .await
+        .unwrap();
+    let history = instance.get_items(session, Some(20)).await.unwrap();
+    assert_eq!(history, [r#"{"role":"user","content":"hi"}"#]);
+
+    // Replicas share a keep-alive pool; a bad item is a typed error and stores nothing.
+    let pool = Pool::new();
+    let mut replica = host
+        .instance_with(InstanceOptions {
+            transport: Some(std::sync::Arc::new(pool.clone())),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let s = replica
+        .open("user-123", &config(&endpoint, "statestore"))
+        .await
+        .unwrap();
+    let err = replica
+        .add_items(s, &["[1]".to_string()])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.session(), Some(SessionError::InvalidInput(i)) if i.item_index == Some(0)),
+        "{err}"
+    );
+    assert_eq!(replica.get_items(s, None).await.unwrap().len(), 1);
+    assert!(pool.requests() >= 1);
+}
