@@ -146,6 +146,8 @@ pub struct ComponentSpec {
     pub name: String,
     /// `spec.type`, e.g. `state.redis`.
     pub kind: String,
+    /// `spec.version`, e.g. `v1`.
+    pub version: String,
     /// `spec.metadata` name/value pairs.
     pub metadata: Vec<(String, String)>,
 }
@@ -156,6 +158,7 @@ impl ComponentSpec {
         ComponentSpec {
             name: name.into(),
             kind: "state.redis".into(),
+            version: "v1".into(),
             metadata: vec![
                 ("redisHost".into(), address.into()),
                 ("redisPassword".into(), String::new()),
@@ -168,6 +171,7 @@ impl ComponentSpec {
         ComponentSpec {
             name: name.into(),
             kind: "state.sqlite".into(),
+            version: "v1".into(),
             metadata: vec![
                 ("connectionString".into(), path.display().to_string()),
                 ("cleanupInterval".into(), "1s".into()),
@@ -180,15 +184,32 @@ impl ComponentSpec {
         ComponentSpec {
             name: name.into(),
             kind: "state.in-memory".into(),
+            version: "v1".into(),
             metadata: Vec::new(),
+        }
+    }
+
+    /// `state.postgresql` v2 (the version new applications should use: exact value bytes,
+    /// UUID etags) on the database `connection_string` names; expired rows are removed
+    /// every second.
+    pub fn postgres(name: &str, connection_string: &str) -> Self {
+        ComponentSpec {
+            name: name.into(),
+            kind: "state.postgresql".into(),
+            version: "v2".into(),
+            metadata: vec![
+                ("connectionString".into(), connection_string.into()),
+                ("cleanupInterval".into(), "1s".into()),
+            ],
         }
     }
 
     fn yaml(&self) -> String {
         let mut y = format!(
-            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: {}\nspec:\n  type: {}\n  version: v1\n  metadata:{}\n",
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: {}\nspec:\n  type: {}\n  version: {}\n  metadata:{}\n",
             self.name,
             self.kind,
+            self.version,
             if self.metadata.is_empty() { " []" } else { "" }
         );
         for (k, v) in &self.metadata {

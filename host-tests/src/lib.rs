@@ -6,6 +6,7 @@
 //!   fault injection and request counters.
 //! - [`daprd`]: a real daprd, built once from the Go module proxy and cached, started
 //!   standalone on loopback; [`redis`]: a Debian redis-server and a tiny RESP client;
+//!   [`postgres`]: a PostgreSQL server and `psql`;
 //!   [`process`]: child processes that always stop; [`cache`]: the per-machine cache and
 //!   its lock.
 //! - [`client`]: a native HTTP client for Dapr's state API; [`intercept`]: recording and
@@ -22,6 +23,7 @@ pub mod dapr_server;
 pub mod daprd;
 pub mod host;
 pub mod intercept;
+pub mod postgres;
 pub mod process;
 pub mod python;
 pub mod redis;

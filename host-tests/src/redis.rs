@@ -12,30 +12,38 @@ use tokio::net::TcpStream;
 use crate::process::{Process, TempDir, free_port, wait_until};
 
 /// Finds `redis-server`; on a Debian machine without it, installs the `redis-server` package
-/// when allowed (running as root with apt-get, and `DAPR_SESSION_NO_INSTALL` unset).
+/// when allowed (see [`install_with_apt`]).
 pub fn ensure_redis_server() -> anyhow::Result<PathBuf> {
     if let Some(p) = which("redis-server") {
         return Ok(p);
     }
-    let root = std::env::var("USER").is_ok_and(|u| u == "root") || uid_is_root();
-    if root && which("apt-get").is_some() && std::env::var_os("DAPR_SESSION_NO_INSTALL").is_none() {
-        eprintln!("redis-server not found: installing Debian's redis-server package (apt-get)");
-        let status = Command::new("apt-get")
-            .args(["install", "-y", "-q", "redis-server"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .context("running apt-get")?;
-        if !status.success() {
-            bail!("apt-get install redis-server failed ({status})");
-        }
-        if let Some(p) = which("redis-server") {
-            return Ok(p);
-        }
-    }
-    bail!("redis-server is not installed (apt-get install redis-server)")
+    install_with_apt("redis-server")?;
+    which("redis-server").context("redis-server is not installed (apt-get install redis-server)")
 }
 
-fn uid_is_root() -> bool {
+/// Installs the Debian `package` with apt-get, when allowed: running as root, apt-get
+/// present, and `DAPR_SESSION_NO_INSTALL` unset. Fails when not allowed or when apt-get
+/// fails.
+pub fn install_with_apt(package: &str) -> anyhow::Result<()> {
+    let root = std::env::var("USER").is_ok_and(|u| u == "root") || uid_is_root();
+    if !root || which("apt-get").is_none() || std::env::var_os("DAPR_SESSION_NO_INSTALL").is_some()
+    {
+        bail!("{package} is not installed (apt-get install {package})");
+    }
+    eprintln!("{package} not found: installing Debian's {package} package (apt-get)");
+    let status = Command::new("apt-get")
+        .args(["install", "-y", "-q", package])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .context("running apt-get")?;
+    if !status.success() {
+        bail!("apt-get install {package} failed ({status})");
+    }
+    Ok(())
+}
+
+/// Whether this process runs as root.
+pub fn uid_is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

@@ -671,3 +671,196 @@ async fn wadm_manifest_describes_the_composition() {
     let component = Component::new(&engine, &composed).unwrap();
     drop(serve(&engine, &component, &[]).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wash_config_serves_the_composition() {
+    let path = service_dir().join(".wash").join("config.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let config: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+
+    // wash serves the composition the header comment makes, with no build step of its own.
+    assert_eq!(config["build"]["command"].as_str(), Some("true"));
+    let file = config["build"]["component_path"].as_str().unwrap();
+    assert!(
+        text.contains(&format!(
+            "wac plug dapr_session_http_service.wasm --plug dapr_session.wasm -o {file}"
+        )),
+        ".wash/config.yaml says how {file} is made"
+    );
+    let address = config["dev"]["address"].as_str().unwrap();
+    assert!(address.starts_with("127.0.0.1:"), "{address}");
+
+    // Outgoing HTTP to daprd is allowed: no allowedHosts list at all, or one naming the
+    // sidecar (an empty list denies every request).
+    let workload = &config["workload"];
+    let env = workload["environment"]["config"].as_mapping().unwrap();
+    let endpoint = env
+        .get("DAPR_HTTP_ENDPOINT")
+        .and_then(|v| v.as_str())
+        .unwrap();
+    if let Some(allowed) = workload.get("allowedHosts") {
+        let allowed: Vec<&str> = allowed
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(|h| h.as_str())
+            .collect();
+        assert!(
+            allowed.iter().any(|h| endpoint.contains(h)),
+            "{endpoint} not in {allowed:?}"
+        );
+    }
+
+    // Only variables the service or the session component read.
+    use dapr_session_http_service::settings;
+    let known = [
+        "DAPR_HTTP_ENDPOINT",
+        "DAPR_HTTP_PORT",
+        "DAPR_API_TOKEN",
+        settings::STORE,
+        settings::KEY_PREFIX,
+        settings::TTL,
+        settings::LAYOUT,
+    ];
+    let mut run_env = Vec::new();
+    for (key, value) in env {
+        let key = key.as_str().unwrap();
+        assert!(known.contains(&key), "config.yaml sets unknown {key}");
+        run_env.push((key, value.as_str().unwrap().to_string()));
+    }
+
+    // The composition answers with that environment (the endpoint pointed at a test server).
+    let server = DaprServer::start(ServerConfig::default()).await.unwrap();
+    for (k, v) in &mut run_env {
+        if *k == "DAPR_HTTP_ENDPOINT" {
+            *v = server.endpoint();
+        }
+    }
+    let engine = Engine::default();
+    let component = Component::new(&engine, composed()).unwrap();
+    let svc = serve(&engine, &component, &run_env).await;
+    let http = Http::new(svc.url());
+    assert_eq!(http.get("/healthz").await.status, 200);
+    conversation(&http).await;
+}
+
+/// The `wasmtime` CLI: `$WASMTIME_BIN`, else the one `.ci/run` installs in the cache, else
+/// one on `PATH`.
+fn wasmtime_cli() -> Option<PathBuf> {
+    std::env::var_os("WASMTIME_BIN")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let cached = dapr_session_host_tests::cache::cache_dir().join("tools/bin/wasmtime");
+            cached.is_file().then_some(cached)
+        })
+        .or_else(|| dapr_session_host_tests::redis::which("wasmtime"))
+}
+
+/// The README's `wasmtime serve` recipe, run: the composition written to a file and served
+/// by the wasmtime CLI (`-S cli` for the `wasi:cli` imports Rust's standard library brings),
+/// the sidecar named by `--env`, against the test server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasmtime_serve_runs_the_composition() {
+    let Some(wasmtime) = wasmtime_cli() else {
+        assert!(
+            !ci(),
+            "CI=true: the wasmtime CLI is required (.ci/run installs wasmtime-cli 48.0.8)"
+        );
+        eprintln!("\n!!! SKIPPING wasmtime serve: no wasmtime CLI (set WASMTIME_BIN)\n");
+        return;
+    };
+    let version = std::process::Command::new(&wasmtime)
+        .arg("--version")
+        .output()
+        .unwrap();
+    eprintln!("{}", String::from_utf8_lossy(&version.stdout).trim());
+    let dir = dapr_session_host_tests::process::TempDir::new("wasmtime-serve").unwrap();
+    let app = dir.path().join("app.wasm");
+    std::fs::write(&app, composed()).unwrap();
+    let server = DaprServer::start(ServerConfig::default()).await.unwrap();
+    let port = free_port().unwrap();
+    let mut cmd = std::process::Command::new(&wasmtime);
+    cmd.arg("serve")
+        .args(["-S", "cli"])
+        .args(["--addr", &format!("127.0.0.1:{port}")])
+        .args([
+            "--env",
+            &format!("DAPR_HTTP_ENDPOINT={}", server.endpoint()),
+        ])
+        .args(["--env", "SESSION_STORE=statestore"])
+        .arg(&app);
+    let process = dapr_session_host_tests::process::Process::spawn(
+        "wasmtime serve",
+        cmd,
+        &dir.path().join("wasmtime.log"),
+    )
+    .unwrap();
+    let http = Http::new(format!("http://127.0.0.1:{port}"));
+    let probe = http.base.clone();
+    let up =
+        dapr_session_host_tests::process::wait_until(std::time::Duration::from_secs(60), || {
+            let probe = probe.clone();
+            async move {
+                tokio::net::TcpStream::connect(probe.trim_start_matches("http://"))
+                    .await
+                    .is_ok()
+            }
+        })
+        .await;
+    assert!(
+        up,
+        "wasmtime serve did not listen:\n{}",
+        process.log_tail(30)
+    );
+    assert_eq!(http.get("/healthz").await.status, 200);
+    conversation(&http).await;
+    drop(process);
+}
+
+/// The README's Rust recipe, as written there, with the product host crate alone: compile
+/// once, instances from `InstancePre`, a shared keep-alive pool, typed errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_host_recipe() {
+    use dapr_session_host::{Host, InstanceOptions, Pool, SessionError, config};
+    let server = DaprServer::start(ServerConfig::default()).await.unwrap();
+    let endpoint = server.endpoint();
+    let wasm = dapr_session_host_tests::host::component();
+    check_fresh(&wasm).unwrap();
+
+    let host = Host::from_file(&wasm).unwrap(); // compiles the component once
+    let mut instance = host.instance().await.unwrap(); // cheap: InstancePre
+    let session = instance
+        .open("user-123", &config(&endpoint, "statestore"))
+        .await
+        .unwrap();
+    instance
+        .add_items(session, &[r#"{"role":"user","content":"hi"}"#.to_string()])
+        .await
+        .unwrap();
+    let history = instance.get_items(session, Some(20)).await.unwrap();
+    assert_eq!(history, [r#"{"role":"user","content":"hi"}"#]);
+
+    // Replicas share a keep-alive pool; a bad item is a typed error and stores nothing.
+    let pool = Pool::new();
+    let mut replica = host
+        .instance_with(InstanceOptions {
+            transport: Some(std::sync::Arc::new(pool.clone())),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let s = replica
+        .open("user-123", &config(&endpoint, "statestore"))
+        .await
+        .unwrap();
+    let err = replica
+        .add_items(s, &["[1]".to_string()])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.session(), Some(SessionError::InvalidInput(i)) if i.item_index == Some(0)),
+        "{err}"
+    );
+    assert_eq!(replica.get_items(s, None).await.unwrap().len(), 1);
+    assert!(pool.requests() >= 1);
+}

@@ -464,3 +464,71 @@ fn add_checks_items_from_stdin_before_sending_any() {
         "error: stdin: item 3 (line 3): expected a JSON object, found a string; nothing was added\n"
     );
 }
+
+#[test]
+fn version_names_the_cli_the_component_and_its_wit_package() {
+    let r = run(&["--version"], None, &[]);
+    r.expect_code(OK);
+    let wit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../wit/session.wit"
+    ))
+    .unwrap();
+    let package = wit
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("package "))
+        .and_then(|p| p.strip_suffix(';'))
+        .unwrap();
+    assert_eq!(
+        r.stdout.trim(),
+        format!(
+            "dapr-session {} (component dapr-session {}, WIT {package})",
+            env!("CARGO_PKG_VERSION"),
+            dapr_session_version()
+        )
+    );
+}
+
+/// The `dapr-session` crate's version, from the workspace's root manifest.
+fn dapr_session_version() -> String {
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml")).unwrap();
+    let package = manifest.split("[package]").nth(1).unwrap();
+    package
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap()
+        .to_string()
+}
+
+/// The binary copied elsewhere and run from another directory, with no `--component` and no
+/// cargo environment: the embedded component runs the demo.
+#[test]
+fn the_binary_runs_the_embedded_component_from_anywhere() {
+    let dir = TempDir::new("moved");
+    let moved = dir.path("dapr-session");
+    std::fs::copy(env!("CARGO_BIN_EXE_dapr-session"), &moved).unwrap();
+    let out = std::process::Command::new(&moved)
+        .args(["demo", "--json"])
+        .current_dir("/")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let steps: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(steps.as_array().map(Vec::len), Some(8));
+    let text = std::process::Command::new(&moved)
+        .arg("demo")
+        .current_dir("/")
+        .env_clear()
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("component: embedded dapr-session"), "{text}");
+}

@@ -1,5 +1,5 @@
-//! The backends the suite runs against: the test server, and real daprd with Redis and with
-//! SQLite behind it.
+//! The backends the suite runs against: the test server, and real daprd with Redis, with
+//! SQLite and with PostgreSQL behind it.
 
 use std::sync::{Arc, Mutex};
 
@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use dapr_session_host_tests::client::DaprHttp;
 use dapr_session_host_tests::dapr_server::{DaprServer, ServerConfig};
 use dapr_session_host_tests::daprd::{self, ComponentSpec, Daprd, DaprdOptions};
+use dapr_session_host_tests::postgres::Postgres;
 use dapr_session_host_tests::process::TempDir;
 use dapr_session_host_tests::redis::RedisServer;
 
@@ -19,6 +20,8 @@ pub enum Kind {
     DaprdRedis,
     /// daprd with `state.sqlite` on a temporary file.
     DaprdSqlite,
+    /// daprd with `state.postgresql` v2 on a PostgreSQL server the harness starts.
+    DaprdPostgres,
 }
 
 /// Why a backend did not start.
@@ -30,7 +33,12 @@ pub enum StartError {
 }
 
 impl Kind {
-    const ALL: [Kind; 3] = [Kind::TestServer, Kind::DaprdRedis, Kind::DaprdSqlite];
+    const ALL: [Kind; 4] = [
+        Kind::TestServer,
+        Kind::DaprdRedis,
+        Kind::DaprdSqlite,
+        Kind::DaprdPostgres,
+    ];
 
     /// The name used in test names and `SUITE_BACKENDS`.
     pub fn name(self) -> &'static str {
@@ -38,6 +46,7 @@ impl Kind {
             Kind::TestServer => "test-server",
             Kind::DaprdRedis => "daprd-redis",
             Kind::DaprdSqlite => "daprd-sqlite",
+            Kind::DaprdPostgres => "daprd-postgres",
         }
     }
 
@@ -56,7 +65,7 @@ impl Kind {
     pub async fn start_shared(self) -> Result<Option<Arc<Backend>>, StartError> {
         match self {
             Kind::TestServer => Ok(None),
-            Kind::DaprdRedis | Kind::DaprdSqlite => {
+            Kind::DaprdRedis | Kind::DaprdSqlite | Kind::DaprdPostgres => {
                 Backend::daprd(self).await.map(|b| Some(Arc::new(b)))
             }
         }
@@ -90,6 +99,8 @@ pub struct Backend {
     pub daprd: Mutex<Option<Daprd>>,
     /// redis-server, for the Redis backend.
     pub redis: Mutex<Option<RedisServer>>,
+    /// The PostgreSQL server, for the PostgreSQL backend.
+    pub postgres: Mutex<Option<Postgres>>,
     sqlite: Option<(TempDir, std::path::PathBuf)>,
     app_id: String,
 }
@@ -111,12 +122,13 @@ impl Backend {
             server: Some(server),
             daprd: Mutex::new(None),
             redis: Mutex::new(None),
+            postgres: Mutex::new(None),
             sqlite: None,
             app_id: String::new(),
         })
     }
 
-    /// daprd with Redis or SQLite behind it, started with an API token.
+    /// daprd with Redis, SQLite or PostgreSQL behind it, started with an API token.
     async fn daprd(kind: Kind) -> Result<Self, StartError> {
         if let Err(e) = daprd::binary() {
             return match e {
@@ -126,25 +138,35 @@ impl Backend {
         }
         let app_id = "dapr-session-suite".to_string();
         let token = format!("suite-token-{:x}", std::process::id());
-        let (component, redis, sqlite) = match kind {
+        let (mut redis, mut sqlite, mut postgres) = (None, None, None);
+        let component = match kind {
             Kind::DaprdRedis => {
-                let redis = RedisServer::start()
+                let server = RedisServer::start()
                     .await
                     .map_err(|e| unavailable(format!("redis-server unavailable: {e:#}")))?;
-                (
-                    ComponentSpec::redis("statestore", &redis.address()),
-                    Some(redis),
-                    None,
-                )
+                let spec = ComponentSpec::redis("statestore", &server.address());
+                redis = Some(server);
+                spec
             }
-            _ => {
+            Kind::DaprdPostgres => {
+                let server = Postgres::start()
+                    .await
+                    .map_err(|e| unavailable(format!("PostgreSQL unavailable: {e:#}")))?;
+                let spec = ComponentSpec::postgres("statestore", &server.connection_string());
+                postgres = Some(server);
+                spec
+            }
+            Kind::TestServer => {
+                return Err(StartError::Fail(anyhow::anyhow!(
+                    "the test server is not a daprd backend"
+                )));
+            }
+            Kind::DaprdSqlite => {
                 let dir = TempDir::new("sqlite").map_err(|e| StartError::Fail(e.into()))?;
                 let file = dir.path().join("state.db");
-                (
-                    ComponentSpec::sqlite("statestore", &file),
-                    None,
-                    Some((dir, file)),
-                )
+                let spec = ComponentSpec::sqlite("statestore", &file);
+                sqlite = Some((dir, file));
+                spec
             }
         };
         let daprd = Daprd::start(DaprdOptions {
@@ -162,6 +184,7 @@ impl Backend {
             server: None,
             daprd: Mutex::new(Some(daprd)),
             redis: Mutex::new(redis),
+            postgres: Mutex::new(postgres),
             sqlite,
             app_id,
         })
@@ -201,6 +224,7 @@ impl Backend {
                 let (_, file) = self.sqlite.as_ref().context("no sqlite file")?;
                 sqlite_put(file, &stored_key, bytes)
             }
+            Kind::DaprdPostgres => self.with_postgres(|pg| postgres_put(pg, &stored_key, bytes)),
         }
     }
 
@@ -235,7 +259,21 @@ impl Backend {
                 let (_, file) = self.sqlite.as_ref().context("no sqlite file")?;
                 sqlite_keys(file, &format!("{}||{prefix}", self.app_id))
             }
+            Kind::DaprdPostgres => {
+                self.with_postgres(|pg| postgres_keys(pg, &format!("{}||{prefix}", self.app_id)))
+            }
         }
+    }
+
+    fn with_postgres<T>(
+        &self,
+        f: impl FnOnce(&Postgres) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let guard = self
+            .postgres
+            .lock()
+            .map_err(|_| anyhow::anyhow!("postgres lock poisoned"))?;
+        f(guard.as_ref().context("no postgres")?)
     }
 
     /// The bytes stored at `key`, read through Dapr's API (`None` if missing).
@@ -248,13 +286,16 @@ impl Backend {
         }
     }
 
-    /// Stops whatever the backend started: daprd first, then redis-server.
+    /// Stops whatever the backend started: daprd first, then redis-server or PostgreSQL.
     pub async fn stop(&self) -> anyhow::Result<()> {
         if let Some(mut d) = self.daprd.lock().ok().and_then(|mut g| g.take()) {
             d.stop()?;
         }
         if let Some(mut r) = self.redis.lock().ok().and_then(|mut g| g.take()) {
             r.stop()?;
+        }
+        if let Some(mut p) = self.postgres.lock().ok().and_then(|mut g| g.take()) {
+            p.stop()?;
         }
         Ok(())
     }
@@ -309,5 +350,30 @@ fn sqlite_put(file: &std::path::Path, key: &str, bytes: &[u8]) -> anyhow::Result
         .status()
         .context("running python3 to write into the SQLite file")?;
     anyhow::ensure!(status.success(), "python3 sqlite write failed ({status})");
+    Ok(())
+}
+
+/// The keys of daprd's PostgreSQL state table starting with `prefix` (app prefix stripped).
+fn postgres_keys(pg: &Postgres, prefix: &str) -> anyhow::Result<Vec<String>> {
+    let out = pg.psql(
+        "SELECT key FROM state WHERE starts_with(key, :'prefix') ORDER BY key;",
+        &[("prefix", prefix)],
+    )?;
+    Ok(out
+        .lines()
+        .filter_map(|k| k.split_once("||").map(|(_, k)| k.to_string()))
+        .collect())
+}
+
+/// Writes a row into daprd's PostgreSQL state table (`state.postgresql` v2 keeps the value
+/// bytes as they are): the way to store bytes that are not JSON.
+fn postgres_put(pg: &Postgres, key: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    pg.psql(
+        "INSERT INTO state (key, value) VALUES (:'key', decode(:'hex', 'hex')) \
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, etag = gen_random_uuid(), \
+         updated_at = now(), expires_at = NULL;",
+        &[("key", key), ("hex", &hex)],
+    )?;
     Ok(())
 }

@@ -356,7 +356,7 @@ pub async fn ten_mib_item(ctx: Ctx) -> CaseResult {
                 ensure!(inst.pop_item(s).await?.as_deref() == Some(big.as_str()));
                 ensure!(inst.pop_item(s).await?.is_some());
             }
-            Kind::DaprdRedis | Kind::DaprdSqlite => {
+            Kind::DaprdRedis | Kind::DaprdSqlite | Kind::DaprdPostgres => {
                 let err = session_error(result)?;
                 ensure!(body_too_large(&err), "{err:?}");
             }
@@ -409,7 +409,7 @@ pub async fn hundred_thousand_item_batch(ctx: Ctx) -> CaseResult {
         .collect();
     let result = inst.add_items(s, &batch).await;
     let stored = match (ctx.layout, ctx.backend.kind) {
-        (Layout::Compat, Kind::DaprdRedis | Kind::DaprdSqlite) => {
+        (Layout::Compat, Kind::DaprdRedis | Kind::DaprdSqlite | Kind::DaprdPostgres) => {
             let err = session_error(result)?;
             ensure!(body_too_large(&err), "{err:?}");
             false

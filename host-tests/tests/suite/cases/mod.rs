@@ -89,20 +89,24 @@ pub static ALL: &[Case] = &[
     case!(scale::fresh_instance_per_operation, log),
     case!(scale::works_without_transactions, log, skip
         Kind::DaprdRedis => "runs its own non-transactional test server",
-        Kind::DaprdSqlite => "runs its own non-transactional test server"),
+        Kind::DaprdSqlite => "runs its own non-transactional test server",
+        Kind::DaprdPostgres => "runs its own non-transactional test server"),
     case!(scale::bytes_independent_of_history_length, log, skip
         Kind::DaprdRedis => "measured with the test server's byte counters",
-        Kind::DaprdSqlite => "measured with the test server's byte counters"),
+        Kind::DaprdSqlite => "measured with the test server's byte counters",
+        Kind::DaprdPostgres => "measured with the test server's byte counters"),
     case!(scale::compat_bytes_grow_with_history, compat, skip
         Kind::DaprdRedis => "measured with the test server's byte counters",
-        Kind::DaprdSqlite => "measured with the test server's byte counters"),
+        Kind::DaprdSqlite => "measured with the test server's byte counters",
+        Kind::DaprdPostgres => "measured with the test server's byte counters"),
     case!(scale::many_writers_keep_batches_contiguous, log),
     case!(scale::concurrent_pops_across_pages, log),
     case!(scale::clear_racing_add_is_all_or_nothing, log),
     case!(scale::reads_and_pops_across_pages, log),
     case!(scale::ambiguous_commit_is_not_applied_twice, log, skip
         Kind::DaprdRedis => "uses the test server's fault injection",
-        Kind::DaprdSqlite => "uses the test server's fault injection"),
+        Kind::DaprdSqlite => "uses the test server's fault injection",
+        Kind::DaprdPostgres => "uses the test server's fault injection"),
     case!(scale::corrupt_head_is_never_overwritten, log),
     case!(scale::ttl_slides_over_every_key, log),
     case!(scale::many_quick_operations),
