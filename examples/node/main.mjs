@@ -6,6 +6,7 @@
 //                                         the API token comes from $DAPR_API_TOKEN)
 
 import {
+  ChangedError,
   InvalidInputError,
   Session,
   SessionError,
@@ -34,6 +35,17 @@ step('history', replica.getItems());
 replica.addItems([msg('user', 'What state is it in?'), msg('assistant', 'California.')]);
 step('newest-two', session.getItems(2));
 step('pop', session.popItem());
+// Compaction: replace the newest item, only if nothing was written since it was read.
+const snapshot = session.getSnapshot(1);
+session.replaceSuffix(snapshot.first, [msg('assistant', 'California, USA.')], snapshot.version);
+step('replaced', session.getItems(1));
+try {
+  session.replace([msg('user', 'stale')], snapshot.version);
+  step('stale-replace', 'accepted');
+} catch (e) {
+  if (!(e instanceof ChangedError)) throw e;
+  step('stale-replace', { kind: e.kind });
+}
 const meta = session.metadata();
 step('metadata', { sessionId: meta.sessionId, ordered: meta.createdAt <= meta.updatedAt });
 

@@ -30,6 +30,18 @@ export class StoreNotFoundError extends SessionError {}
 export class CorruptError extends SessionError {}
 /** Anything else the sidecar reported: `status`, Dapr `errorCode`. */
 export class StoreError extends SessionError {}
+/** The session changed since the version `replace` / `replaceSuffix` expected. */
+export class ChangedError extends SessionError {}
+/** The connection broke after a request was sent: a write may have been applied. */
+export class InterruptedError extends SessionError {}
+/** The state store lacks a feature the layout needs (etags). */
+export class UnsupportedError extends SessionError {}
+/** The session holds more items (`count`) than one read returns: pass a limit. */
+export class TooManyItemsError extends SessionError {}
+/** The sidecar answered, but not in Dapr's format (or with too many bytes). */
+export class ProtocolError extends SessionError {}
+/** A bug in the component. */
+export class InternalError extends SessionError {}
 
 /** The exception for the WIT error `{ tag, val }`. */
 export function toException(error) {
@@ -56,6 +68,20 @@ export function toException(error) {
         status: val.status,
         errorCode: val.errorCode,
       });
+    case 'changed':
+      return new ChangedError(tag, 'the session changed since the expected version');
+    case 'interrupted':
+      return new InterruptedError(tag, val);
+    case 'unsupported':
+      return new UnsupportedError(tag, val);
+    case 'too-many-items':
+      return new TooManyItemsError(tag, `the session holds ${val} items: pass a limit`, {
+        count: Number(val),
+      });
+    case 'protocol':
+      return new ProtocolError(tag, val);
+    case 'internal':
+      return new InternalError(tag, val);
     default:
       // A case this wrapper does not know yet (a newer component): still a SessionError.
       return new SessionError(tag ?? 'unknown', JSON.stringify(val ?? error));
@@ -84,7 +110,7 @@ export class Session {
 
   /**
    * Opens `sessionId` (sends nothing). `config`: `{ storeName, endpoint?, apiToken?,
-   * ttlSeconds?, consistency?, keyPrefix?, defaultLimit?, timeoutMs?, layout? }`.
+   * ttlSeconds?, consistency?, keyPrefix?, defaultLimit?, timeoutMs?, layout?, maxItems? }`.
    */
   static open(sessionId, config) {
     return new Session(wrap(() => wit.Session.open(sessionId, config)));
@@ -104,6 +130,35 @@ export class Session {
   popItem() {
     const text = wrap(() => this.#inner.popItem());
     return text === undefined ? undefined : JSON.parse(text);
+  }
+
+  /**
+   * The newest `limit` items (all without one) with `first`, the position of the first of them,
+   * and `version`, the session's version as read: `{ items, first, version }`.
+   */
+  getSnapshot(limit) {
+    const s = wrap(() => this.#inner.getSnapshot(limit));
+    return {
+      items: s.items.map((text) => JSON.parse(text)),
+      first: Number(s.first),
+      version: s.version,
+    };
+  }
+
+  /** Replaces the whole history with `items`, atomically; only at `expected` if given. */
+  replace(items, expected) {
+    wrap(() => this.#inner.replace(items.map((item) => JSON.stringify(item)), expected));
+  }
+
+  /** Replaces the items from position `start` with `items`; only at `expected` if given. */
+  replaceSuffix(start, items, expected) {
+    wrap(() =>
+      this.#inner.replaceSuffix(
+        BigInt(start),
+        items.map((item) => JSON.stringify(item)),
+        expected,
+      ),
+    );
   }
 
   /** Deletes the items and the metadata. */

@@ -143,6 +143,12 @@ fn check(steps: &serde_json::Map<String, Value>) {
         ])
     );
     assert_eq!(steps["pop"], msg("assistant", "California."));
+    assert_eq!(
+        steps["replaced"],
+        json!([msg("assistant", "California, USA.")]),
+        "replace-suffix at the snapshot's position replaced the newest item"
+    );
+    assert_eq!(steps["stale-replace"], json!({"kind": "changed"}));
     assert_eq!(steps["metadata"]["ordered"], true);
     assert_eq!(
         steps["invalid-item"],
