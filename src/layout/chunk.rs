@@ -99,36 +99,107 @@ pub fn spans(raw: &[u8]) -> Option<Vec<Range<usize>>> {
 /// Every element of a stored chunk, decoded; `None` if `raw` is not a JSON array of valid
 /// JSON strings.
 pub fn decode_all(raw: &[u8]) -> Option<Vec<String>> {
-    let spans = spans(raw)?;
-    spans.iter().map(|s| decode(raw, s.clone())).collect()
+    elements(std::str::from_utf8(raw).ok()?)
 }
 
-/// The string at `span` (quotes included) of `raw`, unescaped; `None` if it is not a valid
-/// JSON string.
-pub fn decode(raw: &[u8], span: Range<usize>) -> Option<String> {
-    let inner = raw.get(span.start + 1..span.end.checked_sub(1)?)?;
-    let text = std::str::from_utf8(inner).ok()?;
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = *bytes.get(i)?;
-        if b < 0x20 || b == b'"' {
-            return None;
-        }
-        if b != b'\\' {
-            i += 1;
-            continue;
-        }
-        out.push_str(text.get(start..i)?);
-        let (c, used) = unescape(bytes, i)?;
-        out.push(c);
-        i += used;
-        start = i;
+/// Every element of a stored chunk, decoded in one pass; `None` if `text` is not a JSON array
+/// of valid JSON strings.
+pub fn elements(text: &str) -> Option<Vec<String>> {
+    let raw = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = skip_ws(raw, 0);
+    if raw.get(i) != Some(&b'[') {
+        return None;
     }
-    out.push_str(text.get(start..)?);
-    Some(out)
+    i = skip_ws(raw, i + 1);
+    if raw.get(i) == Some(&b']') {
+        return trailing_ws_only(raw, i + 1).then_some(out);
+    }
+    loop {
+        let (item, end) = decode_at(text, i)?;
+        out.push(item);
+        i = skip_ws(raw, end);
+        match raw.get(i) {
+            Some(b',') => i = skip_ws(raw, i + 1),
+            Some(b']') => return trailing_ws_only(raw, i + 1).then_some(out),
+            _ => return None,
+        }
+    }
+}
+
+/// The string at `span` (quotes included) of `text`, unescaped; `None` if it is not a valid
+/// JSON string.
+pub fn decode(text: &str, span: Range<usize>) -> Option<String> {
+    let (item, end) = decode_at(text, span.start)?;
+    (end == span.end).then_some(item)
+}
+
+/// The JSON string that opens at `open` in `text`, unescaped, and the index after it.
+fn decode_at(text: &str, open: usize) -> Option<(String, usize)> {
+    let bytes = text.as_bytes();
+    if bytes.get(open) != Some(&b'"') {
+        return None;
+    }
+    // Sized once (the escapes only shrink it): growing a string item by item costs more than
+    // this second look at bytes already in the cache.
+    let end = string_end(bytes, open)?;
+    let mut out = String::with_capacity(end - open);
+    let mut start = open + 1;
+    loop {
+        let i = next_special(bytes, start);
+        // Every special byte is ASCII, so `i` is a character boundary.
+        out.push_str(text.get(start..i)?);
+        match (bytes.get(i), bytes.get(i + 1)) {
+            (Some(b'"'), _) => return Some((out, i + 1)),
+            // The escapes item JSON is full of, without the general path.
+            (Some(b'\\'), Some(b'"')) => {
+                out.push('"');
+                start = i + 2;
+            }
+            (Some(b'\\'), Some(b'\\')) => {
+                out.push('\\');
+                start = i + 2;
+            }
+            (Some(b'\\'), _) => {
+                let (c, used) = unescape(bytes, i)?;
+                out.push(c);
+                start = i + used;
+            }
+            // A control character inside a string, or no closing quote: not JSON.
+            _ => return None,
+        }
+    }
+}
+
+/// The index of the first byte from `i` on that is a quote, a backslash or a control
+/// character (the bytes a JSON string scan stops at), or `bytes.len()`. Eight bytes at a
+/// time: items are long runs of plain text between a few escapes.
+#[inline]
+fn next_special(bytes: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    while let Some(word) = bytes
+        .get(i..i + 8)
+        .and_then(|s| <&[u8; 8]>::try_from(s).ok())
+    {
+        let w = u64::from_le_bytes(*word);
+        let hits = zero(w ^ (ONES * u64::from(b'"')))
+            | zero(w ^ (ONES * u64::from(b'\\')))
+            | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
+        if hits != 0 {
+            // The lowest flagged byte is exact (borrows only flag bytes above a hit).
+            return i + (hits.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&b) = bytes.get(i) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            return i;
+        }
+        i += 1;
+    }
+    bytes.len()
 }
 
 /// The character the escape at `bytes[i]` (a backslash) stands for, and its length.
@@ -172,10 +243,11 @@ fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
 fn string_end(raw: &[u8], open: usize) -> Option<usize> {
     let mut i = open + 1;
     loop {
+        i = next_special(raw, i);
         match raw.get(i)? {
             b'"' => return Some(i),
             b'\\' => i += 2,
-            _ => i += 1,
+            _ => return None,
         }
     }
 }
@@ -222,12 +294,12 @@ impl Builder {
         self.count += 1;
     }
 
-    /// Appends stored elements `spans` of `raw` (a chunk [`spans`] accepted) as they are.
-    pub fn push_stored(&mut self, raw: &[u8], spans: &[Range<usize>]) -> Option<()> {
+    /// Appends stored elements `spans` of `text` (a chunk [`spans`] accepted) as they are.
+    pub fn push_stored(&mut self, text: &str, spans: &[Range<usize>]) -> Option<()> {
         for span in spans {
-            let text = std::str::from_utf8(raw.get(span.clone())?).ok()?;
+            let element = text.get(span.clone())?;
             self.separate();
-            self.out.push_str(text);
+            self.out.push_str(element);
         }
         Some(())
     }
@@ -308,6 +380,15 @@ mod tests {
         }
         assert_eq!(decode_all(b" [ ] ").unwrap(), Vec::<String>::new());
         assert_eq!(decode_all(b"[\"\xff\"]"), None);
+        // Every position of a special byte in a word is found.
+        for at in 0..20 {
+            let t = format!("{}\\n{}", "a".repeat(at), "a".repeat(19 - at));
+            let v = format!("[\"{t}\"]");
+            assert_eq!(decode_all(v.as_bytes()).unwrap()[0].len(), 20, "{v}");
+            assert_eq!(next_special(t.as_bytes(), 0), at);
+            assert_eq!(next_special(&[b'x', 0x1f, b'"'], 0), 1);
+            assert_eq!(next_special("éééé\u{7f}xxxxxxx".as_bytes(), 0), 16);
+        }
     }
 
     #[test]
@@ -315,7 +396,7 @@ mod tests {
         let a = encode(&["{\"n\":1}", "{\"n\":2}", "{\"n\":3}"]);
         let spans = spans(a.as_bytes()).unwrap();
         let mut b = Builder::with_capacity(64);
-        b.push_stored(a.as_bytes(), &spans[1..]).unwrap();
+        b.push_stored(&a, &spans[1..]).unwrap();
         b.push_items(&["{\"n\":4}"]);
         assert_eq!(b.len(), 3);
         let merged = b.finish();

@@ -308,11 +308,11 @@ impl<S: Store> Compat<S> {
 /// the value is not a JSON array. Arrays of strings (what every writer stores) take a fast
 /// path; entries that are objects are read too, as upstream does.
 fn entries(data: &[u8]) -> Option<Vec<Option<String>>> {
-    if let Some(spans) = chunk::spans(data) {
+    if let (Some(spans), Ok(text)) = (chunk::spans(data), std::str::from_utf8(data)) {
         return Some(
             spans
                 .into_iter()
-                .map(|s| chunk::decode(data, s).filter(|t| item::validate(t).is_ok()))
+                .map(|s| chunk::decode(text, s).filter(|t| item::validate(t).is_ok()))
                 .collect(),
         );
     }

@@ -99,11 +99,11 @@ impl Draft {
             for source in &new.sources {
                 match source {
                     Source::Chunk(i) => {
-                        let (c, f) = fetched
+                        let (f, spans) = fetched
                             .get(i)
                             .ok_or_else(|| Error::internal("a merged chunk was not fetched"))?;
                         builder
-                            .push_stored(&f.raw, f.spans_of(c.live_range()))
+                            .push_stored(&f.text, spans)
                             .ok_or_else(|| Error::internal("a fetched chunk does not splice"))?;
                     }
                     Source::Flushed(range) => {
@@ -161,7 +161,7 @@ impl Draft {
         &self,
         log: &Log<S>,
         indexes: &[usize],
-    ) -> Result<HashMap<usize, (ChunkRef, Fetched)>> {
+    ) -> Result<HashMap<usize, (Fetched, Vec<std::ops::Range<usize>>)>> {
         let refs: Vec<ChunkRef> = indexes
             .iter()
             .filter_map(|i| self.head.chunks.get(*i).cloned())
@@ -169,13 +169,14 @@ impl Draft {
         let fetched = log.fetch_chunks(&refs).await?;
         let mut out = HashMap::with_capacity(refs.len());
         for ((i, c), f) in indexes.iter().zip(refs).zip(fetched) {
-            let f = f.ok_or_else(|| {
-                Error::Corrupt(format!(
+            let spans = f.as_ref().and_then(|f| f.live_spans(&c));
+            let (Some(f), Some(spans)) = (f, spans) else {
+                return Err(Error::Corrupt(format!(
                     "chunk {} of the session is missing or unreadable; left untouched",
                     log.keys().chunk(c.id())
-                ))
-            })?;
-            out.insert(*i, (c, f));
+                )));
+            };
+            out.insert(*i, (f, spans));
         }
         Ok(out)
     }
@@ -306,12 +307,16 @@ impl<S: Store> Edit<S> for Pop {
                 break None;
             };
             let fetched = log.fetch_chunks(std::slice::from_ref(&c)).await?;
-            let Some(Some(f)) = fetched.into_iter().next() else {
+            let Some(mut items) = fetched
+                .into_iter()
+                .next()
+                .flatten()
+                .and_then(|f| f.items(&c))
+            else {
                 // Unreadable: its items are gone as far as any reader can tell.
                 draft.drop_chunk(log, last);
                 continue;
             };
-            let mut items = f.items(c.live_range());
             // The newest readable item, and the readable ones before it back into the tail.
             while items.last().is_some_and(Option::is_none) {
                 items.pop();

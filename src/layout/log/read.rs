@@ -21,48 +21,54 @@ use crate::store::Store;
 /// How often a read starts over because the head moved under it.
 const READ_RESTARTS: u32 = 5;
 
-/// A chunk as fetched: its bytes and the byte ranges of its elements, if it is one.
+/// A chunk as fetched: its stored JSON, as text.
 #[derive(Debug, Clone)]
 pub struct Fetched {
     /// The stored JSON.
-    pub raw: Vec<u8>,
-    /// Each element's byte range (quotes included).
-    pub spans: Vec<Range<usize>>,
+    pub text: String,
 }
 
 impl Fetched {
-    /// `raw` if it is the chunk `chunk` names: a JSON array of `chunk.total()` strings.
-    pub fn check(raw: Vec<u8>, chunk: &ChunkRef) -> Option<Fetched> {
-        let spans = chunk::spans(&raw)?;
-        (spans.len() as u64 == chunk.total()).then_some(Fetched { raw, spans })
+    /// The live items of `chunk` (`None` for an entry that is not an item), if this is that
+    /// chunk: a JSON array of `chunk.total()` strings. One pass over the bytes.
+    pub fn items(&self, chunk: &ChunkRef) -> Option<Vec<Option<String>>> {
+        let mut all = chunk::elements(&self.text)?;
+        if all.len() as u64 != chunk.total() {
+            return None;
+        }
+        let live = chunk.live_range();
+        all.truncate(live.end);
+        Some(
+            all.drain(live.start.min(all.len())..)
+                .map(|t| Some(t).filter(|t| chunk::looks_like_item(t)))
+                .collect(),
+        )
     }
 
-    /// The items at `range` of the chunk (`None` for an entry that is not an item).
-    pub fn items(&self, range: Range<usize>) -> Vec<Option<String>> {
-        self.spans
-            .get(range)
-            .unwrap_or_default()
-            .iter()
-            .map(|s| chunk::decode(&self.raw, s.clone()).filter(|t| chunk::looks_like_item(t)))
-            .collect()
-    }
-
-    /// The element spans at `range`.
-    pub fn spans_of(&self, range: Range<usize>) -> &[Range<usize>] {
-        self.spans.get(range).unwrap_or_default()
+    /// The byte ranges of the live elements of `chunk`, if this is that chunk; for splicing
+    /// them into another chunk without decoding them.
+    pub fn live_spans(&self, chunk: &ChunkRef) -> Option<Vec<Range<usize>>> {
+        let mut spans = chunk::spans(self.text.as_bytes())?;
+        if spans.len() as u64 != chunk.total() {
+            return None;
+        }
+        let live = chunk.live_range();
+        spans.truncate(live.end);
+        Some(spans.drain(live.start.min(spans.len())..).collect())
     }
 }
 
 impl<S: Store> Log<S> {
-    /// Fetches `chunks` in parallel; `None` for one that is missing or not a chunk of that
-    /// shape.
+    /// Fetches `chunks` in parallel; `None` for one that is missing or not text.
     pub async fn fetch_chunks(&self, chunks: &[ChunkRef]) -> Result<Vec<Option<Fetched>>> {
         let keys: Vec<String> = chunks.iter().map(|c| self.keys().chunk(c.id())).collect();
         let stored = self.store().get_many(&keys).await?;
         Ok(stored
             .into_iter()
-            .zip(chunks)
-            .map(|(s, c)| s.and_then(|s| Fetched::check(s.data, c)))
+            .map(|s| {
+                s.and_then(|s| String::from_utf8(s.data).ok())
+                    .map(|text| Fetched { text })
+            })
             .collect())
     }
 
@@ -88,10 +94,10 @@ impl<S: Store> Log<S> {
                 Err(Error::Corrupt(_)) => return Ok(Snapshot::empty(String::new())),
                 Err(e) => return Err(e),
             };
-            let mut have: HashMap<String, Option<Fetched>> = guess
+            let mut have: HashMap<String, Option<Vec<Option<String>>>> = guess
                 .iter()
-                .map(|c| c.id().to_string())
                 .zip(guessed.unwrap_or_default())
+                .map(|(c, f)| (c.id().to_string(), f.and_then(|f| f.items(c))))
                 .collect();
             let head = &current.head;
             let total = head.len();
@@ -108,7 +114,7 @@ impl<S: Store> Log<S> {
                     .cloned()
                     .collect();
                 for (c, f) in missing.iter().zip(self.fetch_chunks(&missing).await?) {
-                    have.insert(c.id().to_string(), f);
+                    have.insert(c.id().to_string(), f.and_then(|f| f.items(c)));
                 }
                 let lost = refs
                     .iter()
@@ -117,7 +123,7 @@ impl<S: Store> Log<S> {
                     restarts += 1;
                     continue 'read;
                 }
-                let window = Window::assemble(head, from, &have);
+                let window = Window::assemble(head, from, &mut have);
                 match limit {
                     Some(l) if mode == Mode::Skip && window.valid() < l.min(total) && from > 0 => {
                         // Skipped entries: look further back, at least twice as far.
@@ -159,12 +165,20 @@ struct Window {
 }
 
 impl Window {
-    fn assemble(head: &Head, from: usize, have: &HashMap<String, Option<Fetched>>) -> Window {
+    fn assemble(
+        head: &Head,
+        from: usize,
+        have: &mut HashMap<String, Option<Vec<Option<String>>>>,
+    ) -> Window {
         let start: u64 = head.chunks.iter().take(from).map(ChunkRef::live).sum();
-        let mut entries = Vec::new();
-        for c in head.chunks.get(from..).unwrap_or_default() {
-            match have.get(c.id()) {
-                Some(Some(f)) => entries.extend(f.items(c.live_range())),
+        let refs = head.chunks.get(from..).unwrap_or_default();
+        let size: u64 = refs.iter().map(ChunkRef::live).sum::<u64>() + head.tail.len() as u64;
+        let mut entries = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        for c in refs {
+            // Moved, not copied: a read that must look further back (unreadable entries)
+            // fetches these chunks again, which is rare.
+            match have.remove(c.id()) {
+                Some(Some(items)) => entries.extend(items),
                 _ => entries.extend((0..c.live()).map(|_| None)),
             }
         }

@@ -381,13 +381,30 @@ impl Bench {
                 }
             }
         }
-        // The component's and wasmtime's own share of `get-items(limit=20)`: the host answers
-        // the head's GET itself, no sidecar and no network.
+        // The component's and wasmtime's own share of reads: the host answers the GETs of the
+        // head and the chunks itself, no sidecar and no network.
+        let mut answers: BTreeMap<String, String> = BTreeMap::new();
         let head = String::from_utf8(floor.raw.get(STORE, &floor.head).await?.body.to_vec())?;
+        let parsed: serde_json::Value = serde_json::from_str(&head)?;
+        for chunk in parsed["k"].as_array().into_iter().flatten() {
+            let key = format!("{log_id}:c:{}", chunk[0].as_str().unwrap_or_default());
+            let body = floor.raw.get(STORE, &key).await?.body.to_vec();
+            answers.insert(
+                dapr_session_host_tests::client::encode(&key),
+                String::from_utf8(body)?,
+            );
+        }
+        answers.insert(dapr_session_host_tests::client::encode(&floor.head), head);
+        let answers = Arc::new(answers);
         let answer: BeforeSend = Arc::new(move |e: &Exchange| {
-            let hit = e.method == "GET" && e.uri.contains("%3Ahead");
-            let body = head.clone();
-            Box::pin(async move { hit.then_some(Synthetic { status: 200, body }) })
+            let body = (e.method == "GET")
+                .then(|| {
+                    let path = e.uri.split('?').next().unwrap_or_default();
+                    let key = path.rsplit('/').next().unwrap_or_default();
+                    answers.get(key).cloned()
+                })
+                .flatten();
+            Box::pin(async move { body.map(|body| Synthetic { status: 200, body }) })
         });
         let options = InstanceOptions {
             hooks: Hooks {
@@ -399,9 +416,11 @@ impl Bench {
         };
         let mut local = Ours::open(&self.host, options, &log_id, &log_cfg).await?;
         for i in 0..iterations * 5 {
-            let us = local.op("get20", i).await?;
-            if i >= 20 {
-                out.push("host-answered", "get20", us);
+            for op in ["get20", "getall"] {
+                let us = local.op(op, i).await?;
+                if i >= 20 {
+                    out.push("host-answered", op, us);
+                }
             }
         }
         Ok(out)
