@@ -37,22 +37,21 @@ impl Backoff {
         self.attempts
     }
 
-    /// The delay before the next attempt: a random share (`share`, 0 to 1) of a delay that
-    /// doubles with every attempt up to a cap ("full jitter"), so competing writers spread out.
-    pub fn delay(&self, share: f64) -> Duration {
+    /// The delay before the next attempt: a random share (`share` of `u32::MAX`) of a delay
+    /// that doubles with every attempt up to a cap ("full jitter"), so competing writers spread
+    /// out.
+    pub fn delay(&self, share: u32) -> Duration {
         let exp = self.attempts.saturating_sub(1).min(16);
-        BASE_DELAY
-            .saturating_mul(1 << exp)
-            .min(MAX_DELAY)
-            .mul_f64(share.clamp(0.0, 1.0))
+        let cap = BASE_DELAY.saturating_mul(1 << exp).min(MAX_DELAY);
+        let nanos = cap.as_nanos() * u128::from(share) / u128::from(u32::MAX);
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
     }
 
     /// Sleeps before the next attempt.
     pub async fn pause<S: Store>(&self, store: &S) {
         let mut seed = [0u8; 4];
         store.random(&mut seed);
-        let share = f64::from(u32::from_le_bytes(seed)) / f64::from(u32::MAX);
-        store.sleep(self.delay(share)).await;
+        store.sleep(self.delay(u32::from_le_bytes(seed))).await;
     }
 }
 
@@ -64,12 +63,12 @@ mod tests {
     fn delays_double_up_to_the_cap_and_attempts_are_bounded() {
         let mut b = Backoff::new();
         assert!(b.start_attempt());
-        assert_eq!(b.delay(1.0), BASE_DELAY);
+        assert_eq!(b.delay(u32::MAX), BASE_DELAY);
         assert!(b.start_attempt());
-        assert_eq!(b.delay(1.0), BASE_DELAY * 2);
+        assert_eq!(b.delay(u32::MAX), BASE_DELAY * 2);
         while b.start_attempt() {}
         assert_eq!(b.attempts(), MAX_ATTEMPTS);
-        assert_eq!(b.delay(1.0), MAX_DELAY);
-        assert_eq!(b.delay(0.0), Duration::ZERO);
+        assert_eq!(b.delay(u32::MAX), MAX_DELAY);
+        assert_eq!(b.delay(0), Duration::ZERO);
     }
 }

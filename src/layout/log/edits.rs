@@ -2,8 +2,6 @@
 //! as it is at the attempt, with what they share: retention, flushing the tail into chunks,
 //! and refreshing chunks' TTL.
 
-use std::collections::HashMap;
-
 use serde_json::value::RawValue;
 
 use super::commit::{ChunkWrite, Edit, Plan, Step};
@@ -99,8 +97,9 @@ impl Draft {
             for source in &new.sources {
                 match source {
                     Source::Chunk(i) => {
-                        let (f, spans) = fetched
-                            .get(i)
+                        let (_, f, spans) = fetched
+                            .iter()
+                            .find(|(at, _, _)| at == i)
                             .ok_or_else(|| Error::internal("a merged chunk was not fetched"))?;
                         builder
                             .push_stored(&f.text, spans)
@@ -161,13 +160,13 @@ impl Draft {
         &self,
         log: &Log<S>,
         indexes: &[usize],
-    ) -> Result<HashMap<usize, (Fetched, Vec<std::ops::Range<usize>>)>> {
+    ) -> Result<Vec<(usize, Fetched, Vec<std::ops::Range<usize>>)>> {
         let refs: Vec<ChunkRef> = indexes
             .iter()
             .filter_map(|i| self.head.chunks.get(*i).cloned())
             .collect();
         let fetched = log.fetch_chunks(&refs).await?;
-        let mut out = HashMap::with_capacity(refs.len());
+        let mut out = Vec::with_capacity(refs.len());
         for ((i, c), f) in indexes.iter().zip(refs).zip(fetched) {
             let spans = f.as_ref().and_then(|f| f.live_spans(&c));
             let (Some(f), Some(spans)) = (f, spans) else {
@@ -176,7 +175,7 @@ impl Draft {
                     log.keys().chunk(c.id())
                 )));
             };
-            out.insert(*i, (f, spans));
+            out.push((*i, f, spans));
         }
         Ok(out)
     }

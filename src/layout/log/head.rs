@@ -13,6 +13,7 @@ use super::super::keys::Keys;
 use super::tiers::Tier;
 use crate::nonce;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 /// The head format this code writes. Format 1 is 0.1.0's (see `legacy`).
 pub const VERSION: u32 = 2;
@@ -93,6 +94,19 @@ impl ChunkRef {
     }
 }
 
+/// JSON kept as it was read (the replaced 0.1.0 head), compared by its text.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Raw(pub Box<RawValue>);
+
+impl PartialEq for Raw {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl Eq for Raw {}
+
 /// The head of a session (format 2).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Head {
@@ -125,7 +139,7 @@ pub struct Head {
     pub trash: Vec<String>,
     /// The 0.1.0 head this one replaced, while that format's keys are being deleted.
     #[serde(rename = "x", default, skip_serializing_if = "Option::is_none")]
-    pub legacy: Option<serde_json::Value>,
+    pub legacy: Option<Raw>,
     /// The version of the 0.1.0 head this one replaced (until the next write): a caller who
     /// read that version has seen what this head holds.
     #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]

@@ -13,7 +13,9 @@
 
 use serde::Deserialize;
 
-use super::head::Head;
+use serde_json::value::RawValue;
+
+use super::head::{Head, Raw};
 use super::{Current, Log, MAX_READ_ITEMS};
 use crate::error::{Error, Result};
 use crate::item;
@@ -57,7 +59,7 @@ enum Page {
 #[derive(Debug, Clone)]
 pub struct Legacy {
     head: V1Head,
-    raw: serde_json::Value,
+    raw: Raw,
     etag: Option<String>,
 }
 
@@ -68,16 +70,12 @@ impl Legacy {
         etag: Option<String>,
         keys: &Keys,
     ) -> std::result::Result<Self, String> {
-        let raw: serde_json::Value = serde_json::from_slice(data).map_err(|e| e.to_string())?;
-        Self::from_value(raw, etag, keys)
+        let raw: Box<RawValue> = serde_json::from_slice(data).map_err(|e| e.to_string())?;
+        Self::from_raw(Raw(raw), etag, keys)
     }
 
-    fn from_value(
-        raw: serde_json::Value,
-        etag: Option<String>,
-        keys: &Keys,
-    ) -> std::result::Result<Self, String> {
-        let head: V1Head = serde_json::from_value(raw.clone()).map_err(|e| e.to_string())?;
+    fn from_raw(raw: Raw, etag: Option<String>, keys: &Keys) -> std::result::Result<Self, String> {
+        let head: V1Head = serde_json::from_str(raw.0.get()).map_err(|e| e.to_string())?;
         if let Some(e) = head.levels.iter().flatten().find(|e| !plausible(e)) {
             return Err(format!("entry {e:?} is not a nonce with items"));
         }
@@ -260,7 +258,7 @@ impl<S: Store> Log<S> {
         let Some(raw) = current.head.legacy.clone() else {
             return;
         };
-        if let Ok(old) = Legacy::from_value(raw, None, self.keys()) {
+        if let Ok(old) = Legacy::from_raw(raw, None, self.keys()) {
             let Ok((batches, pages)) = old.walk(self).await else {
                 return;
             };

@@ -8,7 +8,6 @@
 //! over. If the head did not move, the chunk is lost or corrupt, and its items are skipped,
 //! as corrupt entries are; a positive limit still counts valid items, looking further back.
 
-use std::collections::HashMap;
 use std::ops::Range;
 
 use super::head::{ChunkRef, Head};
@@ -45,8 +44,9 @@ impl Fetched {
         )
     }
 
-    /// The byte ranges of the live elements of `chunk`, if this is that chunk; for splicing
-    /// them into another chunk without decoding them.
+    /// The byte ranges of the live elements of `chunk`, if this is that chunk and every one
+    /// of them is a readable item; for splicing them into another chunk as they are stored. A
+    /// write never carries on what it cannot read (nor drops it).
     pub fn live_spans(&self, chunk: &ChunkRef) -> Option<Vec<Range<usize>>> {
         let mut spans = chunk::spans(self.text.as_bytes())?;
         if spans.len() as u64 != chunk.total() {
@@ -54,7 +54,11 @@ impl Fetched {
         }
         let live = chunk.live_range();
         spans.truncate(live.end);
-        Some(spans.drain(live.start.min(spans.len())..).collect())
+        let spans: Vec<Range<usize>> = spans.drain(live.start.min(spans.len())..).collect();
+        let readable = spans.iter().all(|s| {
+            chunk::decode(&self.text, s.clone()).is_some_and(|t| chunk::looks_like_item(&t))
+        });
+        readable.then_some(spans)
     }
 }
 
@@ -94,7 +98,7 @@ impl<S: Store> Log<S> {
                 Err(Error::Corrupt(_)) => return Ok(Snapshot::empty(String::new())),
                 Err(e) => return Err(e),
             };
-            let mut have: HashMap<String, Option<Vec<Option<String>>>> = guess
+            let mut have: Have = guess
                 .iter()
                 .zip(guessed.unwrap_or_default())
                 .map(|(c, f)| (c.id().to_string(), f.and_then(|f| f.items(c))))
@@ -127,13 +131,40 @@ impl<S: Store> Log<S> {
                 match limit {
                     Some(l) if mode == Mode::Skip && window.valid() < l.min(total) && from > 0 => {
                         // Skipped entries: look further back, at least twice as far.
-                        let covered = window.entries.len() as u64;
+                        let covered = window.len();
                         from = first_covering(head, covered.saturating_mul(2).max(covered + 1));
                     }
                     _ => return Ok(window.snapshot(limit, &current, mode)),
                 }
             }
         }
+    }
+}
+
+/// The chunks a read fetched, by id: their live items, or `None` if unreadable. A few entries
+/// (a session has a handful of chunks), so a list.
+#[derive(Default)]
+struct Have(Vec<(String, Option<Vec<Option<String>>>)>);
+
+impl Have {
+    fn get(&self, id: &str) -> Option<&Option<Vec<Option<String>>>> {
+        self.0.iter().find(|(k, _)| k == id).map(|(_, v)| v)
+    }
+
+    fn insert(&mut self, id: String, items: Option<Vec<Option<String>>>) {
+        self.0.retain(|(k, _)| *k != id);
+        self.0.push((id, items));
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Option<Vec<Option<String>>>> {
+        let at = self.0.iter().position(|(k, _)| k == id)?;
+        Some(self.0.swap_remove(at).1)
+    }
+}
+
+impl FromIterator<(String, Option<Vec<Option<String>>>)> for Have {
+    fn from_iter<I: IntoIterator<Item = (String, Option<Vec<Option<String>>>)>>(iter: I) -> Self {
+        Have(iter.into_iter().collect())
     }
 }
 
@@ -156,47 +187,99 @@ fn first_covering(head: &Head, n: u64) -> usize {
     from
 }
 
-/// The entries from chunk `from` to the end of the tail, `None` where an entry is not a
-/// readable item.
+/// The entries of a window: readable items, entries that are not, and runs of entries in a
+/// chunk that could not be read (counted, not listed: a head may claim any number).
+enum Slot {
+    Entry(Option<String>),
+    Gap(u64),
+}
+
+/// The entries from chunk `from` to the end of the tail.
 struct Window {
     /// Position of the first entry in the session.
     start: u64,
-    entries: Vec<Option<String>>,
+    slots: Vec<Slot>,
 }
 
 impl Window {
-    fn assemble(
-        head: &Head,
-        from: usize,
-        have: &mut HashMap<String, Option<Vec<Option<String>>>>,
-    ) -> Window {
-        let start: u64 = head.chunks.iter().take(from).map(ChunkRef::live).sum();
-        let refs = head.chunks.get(from..).unwrap_or_default();
-        let size: u64 = refs.iter().map(ChunkRef::live).sum::<u64>() + head.tail.len() as u64;
-        let mut entries = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-        for c in refs {
+    fn assemble(head: &Head, from: usize, have: &mut Have) -> Window {
+        let start = head
+            .chunks
+            .iter()
+            .take(from)
+            .fold(0u64, |n, c| n.saturating_add(c.live()));
+        let mut slots = Vec::with_capacity(head.tail.len());
+        for c in head.chunks.get(from..).unwrap_or_default() {
             // Moved, not copied: a read that must look further back (unreadable entries)
             // fetches these chunks again, which is rare.
             match have.remove(c.id()) {
-                Some(Some(items)) => entries.extend(items),
-                _ => entries.extend((0..c.live()).map(|_| None)),
+                Some(Some(items)) => slots.extend(items.into_iter().map(Slot::Entry)),
+                _ => slots.push(Slot::Gap(c.live())),
             }
         }
-        entries.extend(head.tail.iter().cloned().map(Some));
-        Window { start, entries }
+        slots.extend(head.tail.iter().cloned().map(|t| Slot::Entry(Some(t))));
+        Window { start, slots }
     }
 
+    /// Readable items in the window.
     fn valid(&self) -> u64 {
-        self.entries.iter().filter(|e| e.is_some()).count() as u64
+        self.slots
+            .iter()
+            .filter(|s| matches!(s, Slot::Entry(Some(_))))
+            .count() as u64
     }
 
+    /// Entries in the window, readable or not.
+    fn len(&self) -> u64 {
+        self.slots.iter().fold(0u64, |n, s| match s {
+            Slot::Entry(_) => n.saturating_add(1),
+            Slot::Gap(g) => n.saturating_add(*g),
+        })
+    }
+
+    /// The newest `limit` readable items (all if `None`), as `mode` says.
     fn snapshot(self, limit: Option<u64>, current: &Current, mode: Mode) -> Snapshot {
-        Snapshot::of(
-            self.start,
-            self.entries,
-            limit,
-            current.head.version_string(),
-            mode,
-        )
+        let version = current.head.version_string();
+        let end = self.start.saturating_add(self.len());
+        if limit.is_none() && mode == Mode::Skip {
+            let items = self
+                .slots
+                .into_iter()
+                .filter_map(|s| match s {
+                    Slot::Entry(e) => e,
+                    Slot::Gap(_) => None,
+                })
+                .collect();
+            return Snapshot {
+                items,
+                first: 0,
+                version,
+            };
+        }
+        let limit = limit.unwrap_or(u64::MAX);
+        let mut items = Vec::new();
+        let mut position = end;
+        let mut first = end;
+        for slot in self.slots.into_iter().rev() {
+            if items.len() as u64 >= limit {
+                break;
+            }
+            match slot {
+                Slot::Entry(Some(item)) => {
+                    position -= 1;
+                    items.push(item);
+                    first = position;
+                }
+                _ if mode == Mode::Consecutive => break,
+                Slot::Entry(None) => position -= 1,
+                Slot::Gap(n) => position = position.saturating_sub(n),
+            }
+        }
+        items.reverse();
+        Snapshot {
+            items,
+            first,
+            version,
+        }
     }
 }

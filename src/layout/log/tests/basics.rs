@@ -234,3 +234,46 @@ fn a_missing_chunk_skips_its_items_and_pops_move_past_it() {
     let next = block_on(popper.pop_item()).unwrap();
     assert_eq!(next.as_ref(), want.get(older.wrapping_sub(1)));
 }
+
+#[test]
+fn a_limited_read_past_a_huge_missing_chunk_does_not_allocate_for_it() {
+    let store = MemStore::new(Flavor::SQL);
+    store.put_raw(
+        &Keys::new(BASE).head(),
+        br#"{"v":2,"g":"aaaaaaaaaaaa","s":1,"k":[["bbbbbbbbbbbb",18446744073709551614,0,18446744073709551614,100,2,null]],"n":["{}"],"o":[]}"#,
+    );
+    assert!(matches!(
+        block_on(log(&store).get_items(None)),
+        Err(Error::TooManyItems(_))
+    ));
+    assert_eq!(
+        block_on(log(&store).get_items(Some(5))).unwrap(),
+        vec!["{}"]
+    );
+    let s = block_on(log(&store).snapshot(Some(5), Mode::Consecutive)).unwrap();
+    assert_eq!((s.items.len(), s.first), (1, u64::MAX - 1));
+}
+
+#[test]
+fn a_merge_never_carries_on_an_entry_it_cannot_read() {
+    let store = MemStore::new(Flavor::SQL);
+    let writer = log(&store);
+    fill(&writer, &items("m", 100), 2);
+    let head = stored_head(&store);
+    let small = head.chunks.last().unwrap().clone();
+    let key = Keys::new(BASE).chunk(small.id());
+    let raw = String::from_utf8(store.raw(&key).unwrap()).unwrap();
+    // The first element becomes a lone surrogate: valid JSON text, not an item.
+    let end = raw.find("\",\"").unwrap();
+    let bad = format!("[\"\\ud800{}", &raw[end..]);
+    store.put_raw(&key, bad.as_bytes());
+    let mut err = None;
+    for i in 0..100 {
+        if let Err(e) = add(&writer, &items(&format!("x{i}"), 2)) {
+            err = Some(e);
+            break;
+        }
+    }
+    assert!(matches!(err, Some(Error::Corrupt(_))), "{err:?}");
+    assert_eq!(store.raw(&key).unwrap(), bad.as_bytes());
+}
