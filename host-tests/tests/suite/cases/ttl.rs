@@ -170,20 +170,20 @@ async fn expires_head_first(ctx: &Ctx, id: &str, config: &Config) -> CaseResult 
     Ok(())
 }
 
-/// With a 4 s TTL and a 1 s request timeout (chunks live 9 s): two instances write every 2 s
-/// for 18 s and never lose an item; left alone, the session expires head first and is gone
-/// entirely within 9 s, orphans of lost races included.
+/// With a 4 s TTL and a 3 s request timeout (chunks live 11 s): two instances write every
+/// 2 s for 18 s and never lose an item; left alone, the session expires head first and is
+/// gone entirely within 11 s, orphans of lost races included.
 pub async fn ttl_slides_over_every_key(ctx: Ctx) -> CaseResult {
     let id = ctx.id("ttl");
     let mut config = ctx.config();
     config.ttl_seconds = Some(4);
-    config.timeout_ms = Some(1000);
+    config.timeout_ms = Some(3000);
     write_every_half_ttl(&ctx, &id, &config, 9).await?;
     expires_head_first(&ctx, &id, &config).await
 }
 
-/// The same under a slow sidecar: every request is delayed 300 ms (well within the 2 s
-/// timeout) while two instances write every 3 s for 24 s with a 6 s TTL (chunks live 14 s):
+/// The same under a slow sidecar: every request is delayed 300 ms (well within the 3 s
+/// timeout) while two instances write every 3 s for 24 s with a 6 s TTL (chunks live 15 s):
 /// no item is ever lost, and the session still expires head first, entirely.
 pub async fn ttl_slides_under_injected_delay(ctx: Ctx) -> CaseResult {
     let Some(server) = ctx.backend.server.as_ref() else {
@@ -192,7 +192,7 @@ pub async fn ttl_slides_under_injected_delay(ctx: Ctx) -> CaseResult {
     let id = ctx.id("ttl-slow");
     let mut config = ctx.config();
     config.ttl_seconds = Some(6);
-    config.timeout_ms = Some(2000);
+    config.timeout_ms = Some(3000);
     server
         .faults()
         .add(Fault::any(Action::Delay(Duration::from_millis(300))).times(u32::MAX));

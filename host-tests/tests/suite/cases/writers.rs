@@ -163,6 +163,14 @@ fn commit_fault_fired(server: &DaprServer, what: &str) -> CaseResult {
     Ok(())
 }
 
+/// The request timeout of the ambiguous-commit case: long enough that no request times out
+/// under load but the delayed one.
+const TIMEOUT_MS: u32 = 2500;
+/// How late the delayed commit is applied: after the client gave up on it.
+const LATE: Duration = Duration::from_millis(4000);
+/// How long after an operation returns a delayed commit of it may still land.
+const LANDED: Duration = Duration::from_millis(2000);
+
 /// A commit whose answer is lost is recognised by the operation id it recorded in the head
 /// and never applied twice: a connection reset after the store applied the commit, and a
 /// commit delayed past the client's timeout and applied after it gave up (a retry races it).
@@ -176,14 +184,11 @@ pub async fn ambiguous_commit_is_not_applied_twice(ctx: Ctx) -> CaseResult {
     };
     for (name, action) in [
         ("reset after apply", Action::ResetAfterApply),
-        (
-            "applied after the timeout",
-            Action::Delay(Duration::from_millis(1500)),
-        ),
+        ("applied after the timeout", Action::Delay(LATE)),
     ] {
         let id = ctx.id("ambiguous");
         let mut config = ctx.config();
-        config.timeout_ms = Some(1000);
+        config.timeout_ms = Some(TIMEOUT_MS);
         let mut inst = ctx.instance().await?;
         let s = inst.open(&id, &config).await?;
         let mut all = vec![msg("user", "first")];
@@ -202,7 +207,7 @@ pub async fn ambiguous_commit_is_not_applied_twice(ctx: Ctx) -> CaseResult {
         commit_fault_fired(server, name)?;
         all.extend(batch);
         // The delayed commit lands after the client gave up; let it.
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        tokio::time::sleep(LANDED).await;
         ensure!(inst.get_items(s, None).await? == all, "{name}: flush");
         let head = check_stored(&ctx, &id, &all, true).await?;
         ensure!(head.chunks.len() == 1, "{name}: {}", head.raw);
@@ -212,7 +217,7 @@ pub async fn ambiguous_commit_is_not_applied_twice(ctx: Ctx) -> CaseResult {
         commit_fault_fired(server, name)?;
         ensure!(popped.as_ref() == all.last(), "{name}: pop {popped:?}");
         all.pop();
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        tokio::time::sleep(LANDED).await;
         ensure!(inst.get_items(s, None).await? == all, "{name}: pop");
         // Pops until the tail is empty, then one that pulls items back from the chunk.
         for _ in 0..head.tail.len() - 1 {
@@ -224,7 +229,7 @@ pub async fn ambiguous_commit_is_not_applied_twice(ctx: Ctx) -> CaseResult {
         commit_fault_fired(server, name)?;
         ensure!(popped.as_ref() == all.last(), "{name}: pull-back pop");
         all.pop();
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        tokio::time::sleep(LANDED).await;
         ensure!(
             inst.get_items(s, None).await? == all,
             "{name}: pull-back pop"
@@ -234,7 +239,7 @@ pub async fn ambiguous_commit_is_not_applied_twice(ctx: Ctx) -> CaseResult {
         fault_next_commit(server, &id, action.clone());
         inst.clear(s).await?;
         commit_fault_fired(server, name)?;
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        tokio::time::sleep(LANDED).await;
         ensure!(inst.get_items(s, None).await?.is_empty(), "{name}: clear");
         only_an_empty_head(&ctx, &id).await?;
     }
