@@ -129,6 +129,7 @@ pub static ALL: &[Case] = &[
     // Corrupt stored data.
     case!(corrupt::main_key_not_json_or_wrong_kind),
     case!(corrupt_log::log_head_wrong_shapes, log),
+    case!(corrupt_log::log_v1_head_wrong_shapes, log),
     case!(corrupt_log::log_head_claiming_too_many_items, log),
     case!(corrupt_log::log_trash_outside_the_session_is_refused, log),
     case!(
@@ -146,10 +147,12 @@ pub static ALL: &[Case] = &[
     // Sessions written by the 0.1.0 component.
     case!(legacy::small_session_migrates, log),
     case!(legacy::paged_session_migrates, log),
-    case!(legacy::two_level_session_migrates, log),
     case!(legacy::copies_disagreeing_with_the_head_are_ignored, log),
     case!(legacy::missing_and_corrupt_keys_are_skipped, log),
     case!(legacy::entries_naming_other_sessions_keys_are_refused, log),
+    // Last, so that it runs alone at the end: 2,150 commits of the 0.1.0 component take over
+    // a minute on daprd with SQLite.
+    case!(legacy::two_level_session_migrates, log),
 ];
 
 /// A new instance whose every exchange with the sidecar is recorded.
