@@ -114,27 +114,32 @@ fn stored_value(rng: &mut Rng, key: &str) -> Value {
         // Format 2: chunk references, the tail, operation ids, trash.
         let chunks: Vec<Value> = (0..rng.below(4))
             .map(|_| {
-                let (total, skip, live) = (rng.count(), rng.count(), rng.count());
+                // Mostly references a writer could make (skip + live within total), some
+                // claiming huge counts; the rest anything.
                 let expires = if rng.chance(2) {
                     Value::Null
                 } else {
                     json!(1_700_000_000_000u64)
                 };
-                json!([
-                    rng.nonce(),
-                    total,
-                    skip,
-                    live,
-                    rng.count(),
-                    rng.below(4),
-                    expires
-                ])
+                let (total, skip, live) = match rng.below(4) {
+                    0 => (json!(3), json!(0), json!(3)),
+                    1 => (json!(5), json!(1), json!(2)),
+                    2 => {
+                        let n = *rng.pick(&[u64::MAX / 4, 1 << 40, u64::from(u32::MAX) + 1]);
+                        (json!(n), json!(0), json!(n))
+                    }
+                    _ => {
+                        let [t, s, l] = [rng.count(), rng.count(), rng.count()];
+                        return json!([rng.nonce(), t, s, l, rng.count(), rng.below(4), expires]);
+                    }
+                };
+                json!([rng.nonce(), total, skip, live, 100, rng.below(3), expires])
             })
             .collect();
         let mut head = json!({
             "v": *rng.pick(&[2, 2, 2, 2, 1, 3]),
             "g": rng.nonce(),
-            "s": rng.count(),
+            "s": if rng.chance(4) { rng.count() } else { json!(7) },
             "c": 1_700_000_000_000u64,
             "u": 1_700_000_000_000u64,
             "k": chunks,
