@@ -141,24 +141,27 @@ pub async fn clear_racing_add_is_all_or_nothing(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-/// Makes the next commit of session `id`'s head (a save or a transaction naming its head
-/// key) misbehave with `action`.
-fn fault_next_commit(server: &DaprServer, id: &str, action: Action) {
+/// Either way a head is committed: a save or a transaction naming its key.
+const ANY_COMMIT: &[Route] = &[Route::Save, Route::Transaction];
+
+/// Makes the next commit of session `id`'s head on one of `routes` misbehave with `action`.
+fn fault_next_commit(server: &DaprServer, id: &str, action: &Action, routes: &[Route]) {
     server.faults().clear();
-    for route in [Route::Save, Route::Transaction] {
+    for route in routes {
         server
             .faults()
-            .add(Fault::on(route, action.clone()).containing(format!("{id}:head")));
+            .add(Fault::on(*route, action.clone()).containing(format!("{id}:head")));
     }
 }
 
-/// Fails unless exactly one of the two rules [`fault_next_commit`] added fired.
-fn commit_fault_fired(server: &DaprServer, what: &str) -> CaseResult {
+/// Fails unless exactly one of the `routes.len()` rules [`fault_next_commit`] added fired.
+fn commit_fault_fired(server: &DaprServer, routes: &[Route], what: &str) -> CaseResult {
     let pending = server.faults().pending();
     server.faults().clear();
     ensure!(
-        pending == 1,
-        "{what}: the fault did not fire ({pending} left)"
+        pending + 1 == routes.len(),
+        "{what}: the fault did not fire ({pending} of {} rules left)",
+        routes.len()
     );
     Ok(())
 }
@@ -194,17 +197,18 @@ pub async fn ambiguous_commit_is_not_applied_twice(ctx: Ctx) -> CaseResult {
         let mut all = vec![msg("user", "first")];
         inst.add_items(s, &all).await?;
         // An add within the tail: a save of the head.
-        fault_next_commit(server, &id, action.clone());
+        fault_next_commit(server, &id, &action, ANY_COMMIT);
         let turn = vec![msg("user", "second"), msg("assistant", "third")];
         inst.add_items(s, &turn).await?;
-        commit_fault_fired(server, name)?;
+        commit_fault_fired(server, ANY_COMMIT, name)?;
         all.extend(turn);
         ensure!(inst.get_items(s, None).await? == all, "{name}: add");
         // An add that flushes: a transaction with the new chunk.
-        fault_next_commit(server, &id, action.clone());
+        let tx = &[Route::Transaction];
+        fault_next_commit(server, &id, &action, tx);
         let batch = messages("flushed", TAIL_MAX_ITEMS);
         inst.add_items(s, &batch).await?;
-        commit_fault_fired(server, name)?;
+        commit_fault_fired(server, tx, name)?;
         all.extend(batch);
         // The delayed commit lands after the client gave up; let it.
         tokio::time::sleep(LANDED).await;
@@ -212,9 +216,9 @@ pub async fn ambiguous_commit_is_not_applied_twice(ctx: Ctx) -> CaseResult {
         let head = check_stored(&ctx, &id, &all, true).await?;
         ensure!(head.chunks.len() == 1, "{name}: {}", head.raw);
         // A pop from the tail.
-        fault_next_commit(server, &id, action.clone());
+        fault_next_commit(server, &id, &action, ANY_COMMIT);
         let popped = inst.pop_item(s).await?;
-        commit_fault_fired(server, name)?;
+        commit_fault_fired(server, ANY_COMMIT, name)?;
         ensure!(popped.as_ref() == all.last(), "{name}: pop {popped:?}");
         all.pop();
         tokio::time::sleep(LANDED).await;
@@ -224,9 +228,9 @@ pub async fn ambiguous_commit_is_not_applied_twice(ctx: Ctx) -> CaseResult {
             ensure!(inst.pop_item(s).await? == all.pop());
         }
         ensure!(head_of(&ctx, &id).await?.tail.is_empty());
-        fault_next_commit(server, &id, action.clone());
+        fault_next_commit(server, &id, &action, ANY_COMMIT);
         let popped = inst.pop_item(s).await?;
-        commit_fault_fired(server, name)?;
+        commit_fault_fired(server, ANY_COMMIT, name)?;
         ensure!(popped.as_ref() == all.last(), "{name}: pull-back pop");
         all.pop();
         tokio::time::sleep(LANDED).await;
@@ -236,9 +240,9 @@ pub async fn ambiguous_commit_is_not_applied_twice(ctx: Ctx) -> CaseResult {
         );
         check_stored(&ctx, &id, &all, false).await?;
         // A clear: its chunks are deleted once it is known to have landed.
-        fault_next_commit(server, &id, action.clone());
+        fault_next_commit(server, &id, &action, ANY_COMMIT);
         inst.clear(s).await?;
-        commit_fault_fired(server, name)?;
+        commit_fault_fired(server, ANY_COMMIT, name)?;
         tokio::time::sleep(LANDED).await;
         ensure!(inst.get_items(s, None).await?.is_empty(), "{name}: clear");
         only_an_empty_head(&ctx, &id).await?;
