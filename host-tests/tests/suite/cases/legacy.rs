@@ -30,8 +30,8 @@ async fn v010(ctx: &Ctx, id: &str) -> anyhow::Result<V010> {
     .await
 }
 
-/// Writes session `id` with the 0.1.0 component: `batches` batches of `per` items of about
-/// 200 bytes, then `pops` pops. Returns the items left, oldest first, checked against
+/// Writes session `id` with the 0.1.0 component: `batches` batches of `per` short items, then
+/// `pops` pops. Returns the items left, oldest first, checked against
 /// 0.1.0's own read.
 async fn write_v1(
     ctx: &Ctx,
@@ -44,7 +44,7 @@ async fn write_v1(
     let mut all = Vec::with_capacity(batches * per);
     for b in 0..batches {
         let batch: Vec<String> = (0..per)
-            .map(|i| padded(&format!("v1 b{b} i{i}"), 200))
+            .map(|i| msg("user", &format!("v1 b{b} i{i}")))
             .collect();
         old.add(&batch).await?;
         all.extend(batch);
