@@ -4,7 +4,7 @@
 //! leave the stored bytes as they were (compared raw, before and after); nothing ever traps.
 //!
 //! `stored.rs` has the upstream cases for the compat layout's messages array,
-//! `corrupt_log.rs` the log layout's heads and chunks, `legacy.rs` 0.1.0's keys, and
+//! `corrupt_head.rs` and `corrupt_chunk.rs` the log layout's, `legacy.rs` 0.1.0's keys, and
 //! `garbage.rs` answers the sidecar should never give.
 
 use std::collections::BTreeMap;

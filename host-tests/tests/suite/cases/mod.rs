@@ -6,7 +6,8 @@ mod concurrency;
 mod config;
 mod contract;
 mod corrupt;
-mod corrupt_log;
+mod corrupt_chunk;
+mod corrupt_head;
 mod garbage;
 mod legacy;
 mod metadata;
@@ -128,18 +129,18 @@ pub static ALL: &[Case] = &[
     case!(bad_input::tenant_prefixes_cannot_collide),
     // Corrupt stored data.
     case!(corrupt::main_key_not_json_or_wrong_kind),
-    case!(corrupt_log::log_head_wrong_shapes, log),
-    case!(corrupt_log::log_v1_head_wrong_shapes, log),
-    case!(corrupt_log::log_head_claiming_too_many_items, log),
-    case!(corrupt_log::log_trash_outside_the_session_is_refused, log),
+    case!(corrupt_head::log_head_wrong_shapes, log),
+    case!(corrupt_head::log_v1_head_wrong_shapes, log),
+    case!(corrupt_head::log_head_claiming_too_many_items, log),
+    case!(corrupt_head::log_trash_outside_the_session_is_refused, log),
     case!(
-        corrupt_log::log_chunk_refs_naming_other_sessions_keys_are_refused,
+        corrupt_head::log_chunk_refs_naming_other_sessions_keys_are_refused,
         log
     ),
-    case!(corrupt_log::log_head_points_at_missing_chunks, log),
-    case!(corrupt_log::log_head_lists_chunks_never_written, log),
-    case!(corrupt_log::log_chunk_corrupt, log),
-    case!(corrupt_log::log_chunk_entries_corrupt, log),
+    case!(corrupt_chunk::log_head_points_at_missing_chunks, log),
+    case!(corrupt_head::log_head_lists_chunks_never_written, log),
+    case!(corrupt_chunk::log_chunk_corrupt, log),
+    case!(corrupt_chunk::log_chunk_entries_corrupt, log),
     case!(corrupt::compat_mixed_entries, compat),
     case!(corrupt::compat_number_out_of_float_range, compat),
     case!(corrupt::compat_metadata_wrong_shapes, compat),
