@@ -105,16 +105,17 @@ pub fn touched_keys(ex: &Exchange, store: &str) -> anyhow::Result<Vec<String>> {
 }
 
 /// A nonce as the component makes them: 12 characters of `[0-9a-z]`.
-fn is_nonce(s: &str) -> bool {
+pub fn is_nonce(s: &str) -> bool {
     s.len() == 12
         && s.bytes()
             .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
 }
 
 /// Whether `key` is one of the keys session `base` (prefix included) may have in `layout`:
-/// `{base}:head`, `{base}:r`, `{base}:p:{nonce}`, `{base}:i:{nonce}:{n}` (log) or
-/// `{base}:messages`, `{base}:metadata` (compat). A key of another session never matches,
-/// even one whose id extends `base` (`{base}:head:head` is not a key of `base`).
+/// `{base}:head` and `{base}:c:{nonce}` (log, format 2), the 0.1.0 keys a first write
+/// migrates and deletes, `{base}:r`, `{base}:p:{nonce}` and `{base}:i:{nonce}:{n}` (log,
+/// format 1), or `{base}:messages`, `{base}:metadata` (compat). A key of another session never
+/// matches, even one whose id extends `base` (`{base}:head:head` is not a key of `base`).
 pub fn belongs(key: &str, base: &str, layout: Layout) -> bool {
     let Some(rest) = key.strip_prefix(base).and_then(|r| r.strip_prefix(':')) else {
         return false;
@@ -122,6 +123,7 @@ pub fn belongs(key: &str, base: &str, layout: Layout) -> bool {
     match layout {
         Layout::Log => {
             rest == "head"
+                || rest.strip_prefix("c:").is_some_and(is_nonce)
                 || rest == "r"
                 || rest.strip_prefix("p:").is_some_and(is_nonce)
                 || rest
