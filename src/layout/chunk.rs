@@ -99,12 +99,14 @@ pub fn spans(raw: &[u8]) -> Option<Vec<Range<usize>>> {
 /// Every element of a stored chunk, decoded; `None` if `raw` is not a JSON array of valid
 /// JSON strings.
 pub fn decode_all(raw: &[u8]) -> Option<Vec<String>> {
-    elements(std::str::from_utf8(raw).ok()?)
+    elements(std::str::from_utf8(raw).ok()?)?
+        .into_iter()
+        .collect()
 }
 
-/// Every element of a stored chunk, decoded in one pass; `None` if `text` is not a JSON array
-/// of valid JSON strings.
-pub fn elements(text: &str) -> Option<Vec<String>> {
+/// Every element of a stored chunk, decoded in one pass (`None` for a string that does not
+/// decode to text: a lone surrogate escape); `None` if `text` is not a JSON array of strings.
+pub fn elements(text: &str) -> Option<Vec<Option<String>>> {
     let raw = text.as_bytes();
     let mut out = Vec::new();
     let mut i = skip_ws(raw, 0);
@@ -131,26 +133,32 @@ pub fn elements(text: &str) -> Option<Vec<String>> {
 /// JSON string.
 pub fn decode(text: &str, span: Range<usize>) -> Option<String> {
     let (item, end) = decode_at(text, span.start)?;
-    (end == span.end).then_some(item)
+    if end == span.end { item } else { None }
 }
 
-/// The JSON string that opens at `open` in `text`, unescaped, and the index after it.
-fn decode_at(text: &str, open: usize) -> Option<(String, usize)> {
+/// The JSON string that opens at `open` in `text`, unescaped (`None` if it does not decode
+/// to text), and the index after it; `None` if no JSON string opens there.
+fn decode_at(text: &str, open: usize) -> Option<(Option<String>, usize)> {
     let bytes = text.as_bytes();
     if bytes.get(open) != Some(&b'"') {
         return None;
     }
-    // Sized once (the escapes only shrink it): growing a string item by item costs more than
-    // this second look at bytes already in the cache.
     let end = string_end(bytes, open)?;
-    let mut out = String::with_capacity(end - open);
-    let mut start = open + 1;
+    Some((unescaped(text, open + 1, end), end + 1))
+}
+
+/// The text of the JSON string whose contents are `text[start..end]`.
+fn unescaped(text: &str, mut start: usize, end: usize) -> Option<String> {
+    let bytes = text.as_bytes().get(..end)?;
+    // Sized once (the escapes only shrink it): growing a string item by item costs more than
+    // the second look at bytes already in the cache that finding `end` was.
+    let mut out = String::with_capacity(end - start);
     loop {
         let i = next_special(bytes, start);
         // Every special byte is ASCII, so `i` is a character boundary.
         out.push_str(text.get(start..i)?);
         match (bytes.get(i), bytes.get(i + 1)) {
-            (Some(b'"'), _) => return Some((out, i + 1)),
+            (None, _) => return Some(out),
             // The escapes item JSON is full of, without the general path.
             (Some(b'\\'), Some(b'"')) => {
                 out.push('"');
@@ -165,7 +173,7 @@ fn decode_at(text: &str, open: usize) -> Option<(String, usize)> {
                 out.push(c);
                 start = i + used;
             }
-            // A control character inside a string, or no closing quote: not JSON.
+            // A control character or a quote inside a string: not JSON.
             _ => return None,
         }
     }
@@ -379,6 +387,11 @@ mod tests {
             assert_eq!(decode_all(bad.as_bytes()), None, "{bad:?}");
         }
         assert_eq!(decode_all(b" [ ] ").unwrap(), Vec::<String>::new());
+        // A lone surrogate is a JSON string that is not text: that element alone is lost.
+        assert_eq!(
+            elements(r#"["{}","\ud800","{\"a\":1}"]"#),
+            Some(vec![Some("{}".into()), None, Some("{\"a\":1}".into())])
+        );
         assert_eq!(decode_all(b"[\"\xff\"]"), None);
         // Every position of a special byte in a word is found.
         for at in 0..20 {
@@ -411,5 +424,46 @@ mod tests {
     fn item_shape_check() {
         assert!(looks_like_item("{\"a\":1}"));
         assert!(!looks_like_item("[1]") && !looks_like_item("{") && !looks_like_item(""));
+    }
+
+    #[test]
+    fn decoding_agrees_with_serde_json_on_generated_chunks() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = [
+            "a", "p", " ", "\"", "\\", "\n", "\u{1}", "é", "😀", "<", "\u{2028}", "/",
+        ];
+        for round in 0..300 {
+            let items: Vec<String> = (0..1 + next() % 20)
+                .map(|_| {
+                    let len = next() % 400;
+                    let text: String = (0..len)
+                        .map(|_| {
+                            // Long runs of one character, as padded items have.
+                            let c = alphabet[(next() % alphabet.len() as u64) as usize];
+                            c.repeat(1 + (next() % 12) as usize)
+                        })
+                        .collect();
+                    serde_json::json!({ "k": text }).to_string()
+                })
+                .collect();
+            let stored = serde_json::to_string(&items).unwrap();
+            assert_eq!(
+                decode_all(stored.as_bytes()).as_ref(),
+                Some(&items),
+                "round {round}"
+            );
+            assert_eq!(decode_all(encode(&items).as_bytes()).as_ref(), Some(&items));
+            let spans = spans(stored.as_bytes()).unwrap();
+            assert_eq!(spans.len(), items.len());
+            for (span, item) in spans.into_iter().zip(&items) {
+                assert_eq!(decode(&stored, span).as_ref(), Some(item));
+            }
+        }
     }
 }

@@ -39,7 +39,7 @@ impl Fetched {
         all.truncate(live.end);
         Some(
             all.drain(live.start.min(all.len())..)
-                .map(|t| Some(t).filter(|t| chunk::looks_like_item(t)))
+                .map(|t| t.filter(|t| chunk::looks_like_item(t)))
                 .collect(),
         )
     }

@@ -14,7 +14,7 @@ use super::corrupt::{delete, is_corrupt, keys_of, read_fresh};
 use super::stored_log::{
     ChunkRef, Head, LARGE, SEALED, SMALL, TAIL_MAX_ITEMS, check_stored, head_of,
 };
-use super::{contents, msg, padded, traced};
+use super::{contents, msg, padded, session_error, traced};
 use crate::harness::{CaseResult, Ctx};
 
 /// A session written with chunks of every tier: one batch of 250 items of 5 KiB (cut into a
@@ -63,7 +63,14 @@ fn flushing_batch(head: &Head, tag: &str) -> Vec<String> {
 /// `want`, and limits ending in the tail, one past it, and past the skipped items return
 /// the newest valid items (a positive limit counts valid items).
 async fn reads_skip(ctx: &Ctx, id: &str, want: &[String], tail: usize) -> CaseResult {
-    ensure!(read_fresh(ctx, id, None).await? == want, "whole read");
+    let got = read_fresh(ctx, id, None).await?;
+    ensure!(
+        got == want,
+        "whole read: {} items, {} expected; first difference at {:?}",
+        got.len(),
+        want.len(),
+        got.iter().zip(want).position(|(a, b)| a != b)
+    );
     for limit in [1, tail, tail + 1, tail + 40, want.len() - 1, want.len() + 7] {
         let got = read_fresh(ctx, id, Some(limit as u32)).await?;
         ensure!(
@@ -319,11 +326,10 @@ async fn plant_entries(
 
 /// Entries of a chunk that are JSON strings but not items (not JSON, an array, a string, a
 /// number, empty): reads skip them one by one (limits count valid items; `get-snapshot`
-/// stops after the newest of them), an append that merges the chunk keeps them as they are,
-/// and pops skip them. An entry that is not even a valid JSON string (a lone surrogate
-/// escape) is skipped by reads too, and the append that must merge its chunk either keeps
-/// every item or fails `corrupt` leaving the chunk as it was: it never sends the sidecar a
-/// request it cannot parse.
+/// stops after the newest of them), the append that must merge the chunk fails `corrupt`
+/// and changes nothing (a write never carries on, nor drops, what it cannot read), and pops
+/// skip them. An entry that is not even a valid JSON string (a lone surrogate escape) is
+/// skipped by reads too and refused by merges the same way; `replace` is the way out.
 pub async fn log_chunk_entries_corrupt(ctx: Ctx) -> CaseResult {
     let id = ctx.id("entries");
     let mut inst = ctx.instance().await?;
@@ -362,22 +368,13 @@ pub async fn log_chunk_entries_corrupt(ctx: Ctx) -> CaseResult {
         snap.first,
         all.len()
     );
-    // A merge keeps the bad entries (never rewritten away); reads still skip them.
+    // A merge never carries on (nor drops) what it cannot read: the append that must merge
+    // the chunk fails `corrupt`, and nothing stored changes.
+    let before = keys_of(&ctx, &id).await?;
     let batch = flushing_batch(&head, "flushed");
-    inst.add_items(s, &batch).await?;
-    let mut want = want;
-    want.extend(batch);
-    ensure!(read_fresh(&ctx, &id, None).await? == want, "after a merge");
-    let merged = head_of(&ctx, &id).await?;
-    let stored = ctx
-        .backend
-        .get_bytes(&merged.chunks.last().context("no chunk")?.key(&id))
-        .await?
-        .context("merged chunk missing")?;
-    let stored = String::from_utf8_lossy(&stored);
-    for b in bad {
-        ensure!(stored.contains(b), "the merge dropped {b}");
-    }
+    let err = session_error(inst.add_items(s, &batch).await)?;
+    ensure!(matches!(err, SessionError::Corrupt(_)), "merge: {err:?}");
+    unchanged(&before, &keys_of(&ctx, &id).await?, "refused merge")?;
     // Pops skip the bad entries and return every valid item, newest first.
     let n = want.len() - 251;
     pops(&mut inst, s, &want, n, "across bad entries").await?;
@@ -394,17 +391,18 @@ pub async fn log_chunk_entries_corrupt(ctx: Ctx) -> CaseResult {
     reads_skip(&ctx, &id, &want, head.tail.len()).await?;
     let before = keys_of(&ctx, &id).await?;
     let batch = flushing_batch(&head, "flushed");
-    match inst.add_items(s, &batch).await {
-        Ok(()) => {
-            want.extend(batch);
-            ensure!(read_fresh(&ctx, &id, None).await? == want, "after a merge");
-        }
-        Err(e) => match e.session() {
-            Some(SessionError::Corrupt(_)) => {
-                unchanged(&before, &keys_of(&ctx, &id).await?, "refused merge")?
-            }
-            _ => anyhow::bail!("a merge of a chunk holding a lone surrogate escape: {e}"),
-        },
-    }
+    let err = session_error(inst.add_items(s, &batch).await)?;
+    ensure!(
+        matches!(err, SessionError::Corrupt(_)),
+        "a merge of a chunk holding a lone surrogate escape: {err:?}"
+    );
+    unchanged(&before, &keys_of(&ctx, &id).await?, "refused merge")?;
+    // Replacing the history is the way out: the session takes appends again.
+    let fresh = want.split_off(want.len() - 10);
+    inst.replace(s, &fresh, None).await?;
+    inst.add_items(s, &batch).await?;
+    let mut after = fresh;
+    after.extend(batch);
+    ensure!(read_fresh(&ctx, &id, None).await? == after, "after replace");
     Ok(())
 }
