@@ -199,10 +199,37 @@ fn validate_endpoint(endpoint: &str) -> Result<String> {
             "endpoint is not a plain http(s) URL: '{endpoint}'"
         )));
     }
-    trimmed
-        .parse::<wstd::http::Uri>()
-        .map_err(|e| Error::invalid(format!("endpoint is not a valid URL ({e}): '{endpoint}'")))?;
+    if !valid_authority(authority) {
+        return Err(Error::invalid(format!(
+            "endpoint has no valid host[:port]: '{endpoint}'"
+        )));
+    }
     Ok(trimmed.to_string())
+}
+
+/// Whether `authority` is `[user@]host[:port]` as RFC 3986 allows it: a registered name or
+/// IPv4 address, or a bracketed IPv6 address, and a port that fits 16 bits.
+fn valid_authority(authority: &str) -> bool {
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port, bracketed) = match hostport.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((h, "")) => (h, None, true),
+            Some((h, after)) => (h, after.strip_prefix(':').or(Some("x")), true),
+            None => return false,
+        },
+        None => match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p), false),
+            None => (hostport, None, false),
+        },
+    };
+    let host_ok = !host.is_empty()
+        && host.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(b, b'-' | b'.' | b'_' | b'~' | b'%')
+                || (bracketed && b == b':')
+        });
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.parse::<u16>().is_ok());
+    host_ok && port_ok
 }
 
 fn validate_store_name(name: &str) -> Result<()> {
@@ -321,6 +348,33 @@ mod tests {
             .err()
             .map(|e| format!("{e} {e:?}"));
         assert!(e.as_deref().is_some_and(|e| !e.contains("s3cret")), "{e:?}");
+    }
+
+    #[test]
+    fn endpoints_are_plain_http_urls() {
+        let ok = |e: &str| validate_endpoint(e).is_ok();
+        for good in [
+            "http://127.0.0.1:3500",
+            "http://dapr:80/",
+            "https://dapr.example.com/sidecar",
+            "http://[::1]:3500",
+            "http://user@host:1",
+        ] {
+            assert!(ok(good), "{good}");
+        }
+        for bad in [
+            "ftp://x",
+            "http://",
+            "http://:3500",
+            "http://host:99999",
+            "http://host:port",
+            "http://[::1",
+            "http://ho st",
+            "http://host?q",
+            "http://hö",
+        ] {
+            assert!(!ok(bad), "{bad}");
+        }
     }
 
     #[test]

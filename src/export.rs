@@ -1,5 +1,5 @@
 //! The component's exports: converts between the WIT types and the session, and runs each
-//! call to completion on wstd's event loop.
+//! call to completion on the component's runtime ([`crate::runtime`]).
 
 use crate::config::{ApiToken, LayoutKind, Options};
 use crate::dapr::Consistency;
@@ -15,7 +15,7 @@ impl wit::Guest for Component {
 }
 
 fn run<T>(f: impl std::future::Future<Output = crate::error::Result<T>>) -> Result<T, wit::Error> {
-    Ok(wstd::runtime::block_on(f)?)
+    Ok(crate::runtime::block_on(f)?)
 }
 
 impl wit::GuestSession for Session {

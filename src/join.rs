@@ -1,4 +1,5 @@
-//! Running several requests to the sidecar at once, on wstd's single-threaded reactor.
+//! Running several requests to the sidecar at once, on the component's single-threaded
+//! runtime ([`crate::runtime`]).
 
 use std::future::Future;
 use std::pin::Pin;

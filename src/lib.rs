@@ -13,7 +13,8 @@
 //! - [`dapr`]: the client for Dapr's HTTP state API.
 //! - [`store`]: the state store as the layouts see it (a trait: the sidecar in the component,
 //!   an in-memory store in unit tests).
-//! - [`config`], [`item`], [`error`], [`retry`], [`clock`], [`nonce`], [`join`]: what their
+//! - [`runtime`]: runs a call's future on `wasi:io/poll`; [`join`]: concurrent requests.
+//! - [`config`], [`item`], [`error`], [`retry`], [`clock`], [`nonce`]: what their
 //!   names say.
 
 pub mod clock;
@@ -26,6 +27,7 @@ pub mod join;
 pub mod layout;
 pub mod nonce;
 pub mod retry;
+pub mod runtime;
 pub mod session;
 pub mod store;
 #[cfg(test)]

@@ -117,10 +117,10 @@ impl Store for DaprClient {
 
     fn random(&self, buf: &mut [u8]) {
         // `wasi:random/random`, which every `wasi:http` proxy host has.
-        wstd::rand::get_random_bytes(buf);
+        crate::runtime::random(buf);
     }
 
     async fn sleep(&self, duration: Duration) {
-        wstd::task::sleep(duration.into()).await;
+        crate::runtime::sleep(duration).await;
     }
 }

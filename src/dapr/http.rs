@@ -1,6 +1,7 @@
 //! One HTTP exchange with the sidecar over `wasi:http`: the request goes out through
 //! `wasi:http/outgoing-handler`, the answer is read with a cap on its size, and the whole
-//! exchange is bounded by a timeout. Independent exchanges run concurrently on wstd's reactor.
+//! exchange is bounded by a timeout. Independent exchanges run concurrently (see
+//! [`crate::runtime`]).
 //!
 //! This talks to the `wasi:http` bindings directly rather than through a general HTTP client:
 //! the sidecar's API needs three methods, three request headers and one response header.
@@ -13,12 +14,10 @@ use wasip2::http::types::{
     Scheme,
 };
 use wasip2::io::streams::StreamError;
-use wstd::future::FutureExt as _;
-use wstd::io::AsyncOutputStream;
-use wstd::runtime::AsyncPollable;
 
 use super::error::DaprError;
 use crate::config::ApiToken;
+use crate::runtime::{self, Wait};
 
 /// Most bytes asked of the host per read of an answer.
 const READ_CHUNK: u64 = 1 << 20;
@@ -98,10 +97,7 @@ pub struct Answer {
 
 /// Sends `request` and reads the answer, within the endpoint's timeout.
 pub async fn exchange(endpoint: &Endpoint, request: Request<'_>) -> Result<Answer, DaprError> {
-    match send(endpoint, request)
-        .timeout(wstd::time::Duration::from(endpoint.timeout))
-        .await
-    {
+    match runtime::timeout(endpoint.timeout, send(endpoint, request)).await {
         Ok(Ok(answer)) if answer.status == 401 => Err(DaprError::Unauthorized),
         Ok(result) => result,
         Err(_) => Err(DaprError::Timeout),
@@ -119,8 +115,7 @@ async fn send(endpoint: &Endpoint, request: Request<'_>) -> Result<Answer, DaprE
         let stream = body
             .write()
             .map_err(|()| internal("request body stream already taken"))?;
-        let stream = AsyncOutputStream::new(stream);
-        let written = stream.write_all(bytes).await;
+        let written = runtime::write_all(&stream, bytes).await;
         drop(stream);
         if let Err(e) = written {
             // The host closed the body: it failed to send, or the sidecar answered early.
@@ -128,7 +123,10 @@ async fn send(endpoint: &Endpoint, request: Request<'_>) -> Result<Answer, DaprE
             drop(body);
             return match answer(&pending_response(pending).await?, request.cap).await {
                 Ok(a) => Ok(a),
-                Err(_) => Err(DaprError::Interrupted(format!("sending the body: {e}"))),
+                Err(_) => Err(DaprError::Interrupted(format!(
+                    "sending the body: {}",
+                    stream_error(&e)
+                ))),
             };
         }
     }
@@ -183,7 +181,7 @@ fn build(endpoint: &Endpoint, request: &Request<'_>) -> Result<OutgoingRequest, 
 async fn pending_response(
     pending: wasip2::http::types::FutureIncomingResponse,
 ) -> Result<IncomingResponse, DaprError> {
-    AsyncPollable::new(pending.subscribe()).wait_for().await;
+    Wait::new(pending.subscribe()).await;
     match pending.get() {
         Some(Ok(Ok(response))) => Ok(response),
         Some(Ok(Err(code))) => Err(response_failed(&code)),
@@ -223,7 +221,7 @@ async fn answer(response: &IncomingResponse, cap: usize) -> Result<Answer, DaprE
         loop {
             match stream.read(READ_CHUNK) {
                 Ok(bytes) if bytes.is_empty() => {
-                    AsyncPollable::new(stream.subscribe()).wait_for().await;
+                    Wait::new(stream.subscribe()).await;
                 }
                 Ok(bytes) => {
                     if body.len() + bytes.len() > cap {
@@ -232,10 +230,10 @@ async fn answer(response: &IncomingResponse, cap: usize) -> Result<Answer, DaprE
                     body.extend_from_slice(&bytes);
                 }
                 Err(StreamError::Closed) => break,
-                Err(StreamError::LastOperationFailed(e)) => {
+                Err(e @ StreamError::LastOperationFailed(_)) => {
                     return Err(DaprError::Interrupted(format!(
                         "reading the answer: {}",
-                        e.to_debug_string()
+                        stream_error(&e)
                     )));
                 }
             }
@@ -243,6 +241,13 @@ async fn answer(response: &IncomingResponse, cap: usize) -> Result<Answer, DaprE
     }
     drop(incoming);
     Ok(Answer { status, etag, body })
+}
+
+fn stream_error(e: &StreamError) -> String {
+    match e {
+        StreamError::Closed => "the stream was closed".into(),
+        StreamError::LastOperationFailed(e) => e.to_debug_string(),
+    }
 }
 
 fn too_large(cap: usize) -> DaprError {
@@ -307,7 +312,7 @@ fn describe(code: &ErrorCode) -> String {
             "the host denied the outgoing request (check its allowed outbound hosts)".into()
         }
         ErrorCode::HttpRequestUriInvalid => "invalid request URI".into(),
-        other => format!("HTTP request failed ({other:?})"),
+        _ => "HTTP request failed".into(),
     }
 }
 

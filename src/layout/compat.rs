@@ -7,7 +7,8 @@
 //!
 //! Every change rewrites the whole array under an etag (first-write concurrency), so cost
 //! grows with the history; the point of this layout is interoperability. The version of a
-//! session is the etag of its array.
+//! session is the etag of its array with a hash of its bytes: stores count etags from 1
+//! again when a key is created anew (Redis), so an etag alone could name two histories.
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -81,7 +82,7 @@ impl<S: Store> Compat<S> {
         let Some(stored) = self.store.get(&self.keys.messages()).await? else {
             return Ok(Snapshot::empty(NO_VERSION.into()));
         };
-        let version = stored.etag.clone().unwrap_or_default();
+        let version = version_of(&stored);
         let Some(entries) = entries(&stored.data) else {
             return Ok(Snapshot::empty(version));
         };
@@ -136,7 +137,7 @@ impl<S: Store> Compat<S> {
             let current = self.store.get(&key).await?;
             let version = current
                 .as_ref()
-                .map_or(NO_VERSION, |s| s.etag.as_deref().unwrap_or_default());
+                .map_or_else(|| NO_VERSION.to_string(), version_of);
             if expected.is_some_and(|e| e != version) {
                 return Err(Error::Changed);
             }
@@ -320,6 +321,14 @@ fn entries(data: &[u8]) -> Option<Vec<Option<String>>> {
     Some(entries.into_iter().map(item::decode_entry).collect())
 }
 
+/// The version of a stored array: its etag and an FNV-1a hash of its bytes.
+fn version_of(stored: &Stored) -> String {
+    let hash = stored.data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{}-{hash:016x}", stored.etag.as_deref().unwrap_or_default())
+}
+
 /// Decides what a failed etag-guarded write means: `Ok(())` if it lost a race (retry), the
 /// error otherwise.
 ///
@@ -355,4 +364,41 @@ fn seconds(v: &&RawValue) -> Option<u64> {
 
 fn seconds_to_ms(v: &&RawValue) -> Option<u64> {
     seconds(v).map(|s| s.saturating_mul(1000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Compat;
+    use crate::error::Error;
+    use crate::layout::Mode;
+    use crate::testing::{Flavor, MemStore, block_on};
+
+    /// "Any write changes the version": on Redis (etags count writes per key and start again
+    /// at 1 when the key is re-created) a cleared and rewritten compat session shows the
+    /// version it had before the clear, and a replace at that stale version is applied.
+    #[test]
+    fn a_cleared_and_rewritten_session_never_shows_an_old_version() {
+        let store = MemStore::new(Flavor::REDIS);
+        let c = Compat::new(store.clone(), "s", "s", None, None);
+        block_on(c.add_items(&[r#"{"role":"user","content":"old 0"}"#])).unwrap();
+        block_on(c.add_items(&[r#"{"role":"user","content":"old 1"}"#])).unwrap();
+        let stale = block_on(c.snapshot(None, Mode::Consecutive)).unwrap();
+        block_on(c.clear()).unwrap();
+        block_on(c.add_items(&[r#"{"role":"user","content":"new 0"}"#])).unwrap();
+        block_on(c.add_items(&[r#"{"role":"user","content":"new 1"}"#])).unwrap();
+        let now = block_on(c.snapshot(None, Mode::Consecutive)).unwrap();
+        assert_ne!(
+            now.version, stale.version,
+            "the session changed, its version did not"
+        );
+        assert_eq!(
+            block_on(c.replace(
+                Some(1),
+                &[r#"{"role":"assistant","content":"summary"}"#],
+                Some(&stale.version)
+            )),
+            Err(Error::Changed),
+            "a replace at a version read before the clear was applied"
+        );
+    }
 }

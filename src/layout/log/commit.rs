@@ -26,6 +26,10 @@ use crate::join::join2;
 use crate::retry::Backoff;
 use crate::store::Store;
 
+/// Commits in a row whose outcome is unknown (timeouts, broken connections) before an
+/// operation reports the failure instead of trying again.
+const MAX_UNCONFIRMED: u32 = 3;
+
 /// Largest payload committed in one transaction; larger commits write their chunks first.
 const MAX_TRANSACTION_BYTES: usize = MAX_REQUEST_BYTES / 2;
 
@@ -114,6 +118,8 @@ impl<S: Store> Log<S> {
         let mut attempts: Vec<Attempt<E::Output>> = Vec::new();
         let mut failed_keys: Vec<String> = Vec::new();
         let mut ambiguous = false;
+        // Ambiguous failures in a row: the sidecar may be applying writes it cannot confirm.
+        let mut unconfirmed = 0u32;
         let mut tidied = false;
         loop {
             let betting = bet.is_some();
@@ -205,12 +211,14 @@ impl<S: Store> Log<S> {
                 Err(e) => {
                     if e.is_ambiguous() {
                         ambiguous = true;
+                        unconfirmed += 1;
                         attempts.push(Attempt {
                             result: Some(result),
                             fresh,
                             after,
                         });
                     } else {
+                        unconfirmed = 0;
                         // Nothing of it is referenced; on Redis some of it may be written.
                         failed_keys.extend(fresh);
                         attempts.push(Attempt {
@@ -223,6 +231,11 @@ impl<S: Store> Log<S> {
                         // The bet on the etag lost: read the head, without backing off.
                         self.forget();
                         continue;
+                    }
+                    if unconfirmed >= MAX_UNCONFIRMED {
+                        // Report what keeps happening, not a conflict: an attempt may still
+                        // land (the next read of the head tells).
+                        return Err(e.into());
                     }
                     let raced =
                         e.is_ambiguous() || e.is_conflict() || self.moved(current.as_ref()).await?;

@@ -53,6 +53,26 @@ pub const MAX_ITEM_BYTES: usize = MAX_REQUEST_BYTES - 4 * 1024;
 /// more must fail typed rather than exhaust memory.
 pub const MAX_READ_ITEMS: u64 = 1 << 22;
 
+/// `items` as owned texts, if each fits one request to the sidecar once stored.
+fn storable(items: &[&str]) -> Result<Vec<String>> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let encoded = super::chunk::encoded_len(text);
+            if encoded > MAX_ITEM_BYTES {
+                return Err(Error::invalid_item(
+                    i,
+                    format!(
+                        "item is {encoded} bytes stored; one request to the sidecar carries at most {MAX_ITEM_BYTES}"
+                    ),
+                ));
+            }
+            Ok(text.to_string())
+        })
+        .collect()
+}
+
 /// A v2 head as read, with its etag.
 #[derive(Debug, Clone)]
 pub struct Current {
@@ -270,18 +290,7 @@ impl<S: Store> Log<S> {
 
     /// Appends a batch of checked item texts, atomically.
     pub async fn add_items(&self, items: &[&str]) -> Result<()> {
-        for (i, text) in items.iter().enumerate() {
-            let encoded = super::chunk::encoded_len(text);
-            if encoded > MAX_ITEM_BYTES {
-                return Err(Error::invalid_item(
-                    i,
-                    format!(
-                        "item is {encoded} bytes stored; one request to the sidecar carries at most {MAX_ITEM_BYTES}"
-                    ),
-                ));
-            }
-        }
-        let mut add = Add::new(items.iter().map(|s| s.to_string()).collect());
+        let mut add = Add::new(storable(items)?);
         self.run(&mut add).await
     }
 
@@ -303,11 +312,7 @@ impl<S: Store> Log<S> {
         items: &[&str],
         expected: Option<&str>,
     ) -> Result<()> {
-        let mut replace = Replace::new(
-            start,
-            items.iter().map(|s| s.to_string()).collect(),
-            expected.map(str::to_string),
-        );
+        let mut replace = Replace::new(start, storable(items)?, expected.map(str::to_string));
         self.run(&mut replace).await
     }
 

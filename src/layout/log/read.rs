@@ -101,7 +101,7 @@ impl<S: Store> Log<S> {
             let mut have: Have = guess
                 .iter()
                 .zip(guessed.unwrap_or_default())
-                .map(|(c, f)| (c.id().to_string(), f.and_then(|f| f.items(c))))
+                .map(|(c, f)| (c.id().to_string(), f))
                 .collect();
             let head = &current.head;
             let total = head.len();
@@ -118,7 +118,7 @@ impl<S: Store> Log<S> {
                     .cloned()
                     .collect();
                 for (c, f) in missing.iter().zip(self.fetch_chunks(&missing).await?) {
-                    have.insert(c.id().to_string(), f.and_then(|f| f.items(c)));
+                    have.insert(c.id().to_string(), f);
                 }
                 let lost = refs
                     .iter()
@@ -141,29 +141,31 @@ impl<S: Store> Log<S> {
     }
 }
 
-/// The chunks a read fetched, by id: their live items, or `None` if unreadable. A few entries
-/// (a session has a handful of chunks), so a list.
+/// The chunks a read fetched, by id (`None`: missing). A chunk's contents never change, but
+/// which of them are live is the head's to say, so items are taken out only against the head
+/// being read. A few entries (a session has a handful of chunks), so a list.
 #[derive(Default)]
-struct Have(Vec<(String, Option<Vec<Option<String>>>)>);
+struct Have(Vec<(String, Option<Fetched>)>);
 
 impl Have {
-    fn get(&self, id: &str) -> Option<&Option<Vec<Option<String>>>> {
+    fn get(&self, id: &str) -> Option<&Option<Fetched>> {
         self.0.iter().find(|(k, _)| k == id).map(|(_, v)| v)
     }
 
-    fn insert(&mut self, id: String, items: Option<Vec<Option<String>>>) {
+    fn insert(&mut self, id: String, fetched: Option<Fetched>) {
         self.0.retain(|(k, _)| *k != id);
-        self.0.push((id, items));
+        self.0.push((id, fetched));
     }
 
-    fn remove(&mut self, id: &str) -> Option<Option<Vec<Option<String>>>> {
-        let at = self.0.iter().position(|(k, _)| k == id)?;
-        Some(self.0.swap_remove(at).1)
+    /// The live items of `chunk`, if it was fetched and is readable; taken out of the list.
+    fn take_items(&mut self, chunk: &ChunkRef) -> Option<Vec<Option<String>>> {
+        let at = self.0.iter().position(|(k, _)| k == chunk.id())?;
+        self.0.swap_remove(at).1?.items(chunk)
     }
 }
 
-impl FromIterator<(String, Option<Vec<Option<String>>>)> for Have {
-    fn from_iter<I: IntoIterator<Item = (String, Option<Vec<Option<String>>>)>>(iter: I) -> Self {
+impl FromIterator<(String, Option<Fetched>)> for Have {
+    fn from_iter<I: IntoIterator<Item = (String, Option<Fetched>)>>(iter: I) -> Self {
         Have(iter.into_iter().collect())
     }
 }
@@ -212,9 +214,9 @@ impl Window {
         for c in head.chunks.get(from..).unwrap_or_default() {
             // Moved, not copied: a read that must look further back (unreadable entries)
             // fetches these chunks again, which is rare.
-            match have.remove(c.id()) {
-                Some(Some(items)) => slots.extend(items.into_iter().map(Slot::Entry)),
-                _ => slots.push(Slot::Gap(c.live())),
+            match have.take_items(c) {
+                Some(items) => slots.extend(items.into_iter().map(Slot::Entry)),
+                None => slots.push(Slot::Gap(c.live())),
             }
         }
         slots.extend(head.tail.iter().cloned().map(|t| Slot::Entry(Some(t))));

@@ -277,3 +277,24 @@ fn a_merge_never_carries_on_an_entry_it_cannot_read() {
     assert!(matches!(err, Some(Error::Corrupt(_))), "{err:?}");
     assert_eq!(store.raw(&key).unwrap(), bad.as_bytes());
 }
+
+#[test]
+fn a_warm_read_takes_live_items_from_the_head_it_reads_not_the_one_it_guessed_from() {
+    let store = MemStore::new(Flavor::REDIS);
+    let writer = log(&store);
+    let mut want = items("m", 3000);
+    fill(&writer, &want, 10);
+    let reader = log(&store);
+    assert_eq!(all(&reader), want);
+    // Pops through the tail and into a chunk: the chunk stays, with fewer live items.
+    let tail = stored_head(&store).tail.len();
+    for _ in 0..tail + 40 {
+        want.pop();
+        block_on(writer.pop_item()).unwrap();
+    }
+    assert_eq!(all(&reader), want);
+    assert_eq!(
+        block_on(reader.get_items(Some(30))).unwrap(),
+        want[want.len() - 30..]
+    );
+}

@@ -267,3 +267,31 @@ fn redis_transactions_applied_in_part_leave_no_orphans() {
         unreferenced(&store)
     );
 }
+
+/// A sidecar that never answers a write: every commit times out. The operation must end with
+/// the ambiguous error it saw (`timeout`: "a write may have been applied"), not `conflict`
+/// ("other writers kept changing the session; nothing of this call was applied"): no other
+/// writer exists, and a timed-out commit may land later.
+#[test]
+fn commits_that_always_time_out_end_in_timeout_not_conflict() {
+    use crate::dapr::DaprError;
+    use crate::error::Error;
+    use crate::testing::{Action, Flavor, Request};
+    let store = MemStore::new(Flavor::SQL);
+    let writer = log(&store);
+    fill(&writer, &items("old", 3), 3);
+    let head = Keys::new(BASE).head();
+    store.hook(move |r: &Request, _| {
+        if r.writes(&head) {
+            Action::Fail(DaprError::Timeout)
+        } else {
+            Action::Proceed
+        }
+    });
+    let refs = ["{\"role\":\"user\",\"content\":\"new\"}"];
+    assert_eq!(
+        block_on(writer.replace(None, &refs, None)),
+        Err(Error::Timeout)
+    );
+    assert_eq!(block_on(writer.add_items(&refs)), Err(Error::Timeout));
+}

@@ -140,3 +140,35 @@ fn an_empty_session_has_version_zero() {
         Err(Error::Changed)
     );
 }
+
+/// `replace` checks items as `add-items` does: one whose stored form cannot fit in a request
+/// to the sidecar (daprd takes at most 4 MiB) is `invalid-input` naming it, and nothing is
+/// sent. (`add-items` does this; `replace` sends it, and daprd refuses the body.)
+#[test]
+fn replace_refuses_an_item_too_big_for_a_request_as_add_does() {
+    use crate::error::Error;
+    use crate::layout::log::MAX_ITEM_BYTES;
+    let store = MemStore::new(crate::testing::Flavor::SQL);
+    let writer = log(&store);
+    fill(&writer, &items("old", 3), 3);
+    let big = format!(
+        r#"{{"role":"user","content":"{}"}}"#,
+        "x".repeat(MAX_ITEM_BYTES + 1)
+    );
+    let refs = [r#"{"role":"user","content":"ok"}"#, big.as_str()];
+    assert!(matches!(
+        block_on(writer.add_items(&refs)),
+        Err(Error::InvalidInput { .. })
+    ));
+    store.clear_requests();
+    let replaced = block_on(writer.replace(None, &refs, None));
+    assert!(
+        matches!(replaced, Err(Error::InvalidInput { .. })),
+        "{replaced:?}"
+    );
+    assert!(
+        store.requests().is_empty(),
+        "sent {:?}",
+        store.requests().len()
+    );
+}
