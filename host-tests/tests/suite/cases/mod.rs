@@ -1,11 +1,13 @@
 //! Every case of the behavioural suite, and the helpers they share.
 
 mod bad_input;
+mod compaction;
 mod concurrency;
 mod config;
 mod contract;
 mod corrupt;
 mod metadata;
+mod retention;
 mod scale;
 mod stored;
 mod wire;
@@ -136,6 +138,14 @@ pub static ALL: &[Case] = &[
     case!(corrupt::compat_number_out_of_float_range, compat),
     case!(corrupt::compat_metadata_wrong_shapes, compat),
     case!(corrupt::garbage_sidecar_answers_are_typed_errors),
+    // Compaction (replace, replace-suffix) and retention (max-items).
+    case!(compaction::suffix_replace_keeps_older_items_byte_for_byte),
+    case!(compaction::replace_racing_an_append_lands_before_or_after),
+    case!(compaction::conditional_replaces_racing_appends_lose_nothing),
+    case!(compaction::unconditional_replaces_racing_appends_win_whole),
+    case!(compaction::compat_replace_is_one_guarded_write, compat),
+    case!(retention::max_items_bounds_every_write),
+    case!(retention::max_items_under_concurrent_writers_keeps_storage_flat),
 ];
 
 /// A new instance whose every exchange with the sidecar is recorded.
