@@ -1,6 +1,8 @@
 //! The `compat` layout shares sessions with the real Python `DaprSession`
 //! (`openai-agents[dapr]` from PyPI), through one daprd with Redis: what the component writes,
-//! Python reads; what Python writes, the component reads, pops and appends to.
+//! Python reads; what Python writes, the component reads, pops and appends to; what the
+//! component compacts (`replace`, `replace-suffix`) or trims (`max-items`), Python reads as
+//! the new history.
 
 #![allow(
     missing_docs,
@@ -11,7 +13,7 @@
 )]
 
 use dapr_session_host_tests::daprd::{self, ComponentSpec, Daprd, DaprdOptions};
-use dapr_session_host_tests::host::{Host, Layout, config};
+use dapr_session_host_tests::host::{Host, Layout, SessionError, config};
 use dapr_session_host_tests::python::{self, PythonDapr};
 use dapr_session_host_tests::redis::RedisServer;
 use serde_json::{Value, json};
@@ -140,4 +142,89 @@ async fn python_and_component_share_sessions() {
     assert!(inst.get_items(s, None).await.unwrap().is_empty());
     inst.clear(p).await.unwrap();
     assert_eq!(py.run("from-python", "get", None).unwrap(), json!([]));
+
+    // Compaction: Python writes a history, the component replaces its newest part and then
+    // all of it; Python reads each new history, and a Python write makes the component's
+    // snapshot stale.
+    let history: Vec<Value> = (0..6)
+        .map(|i| json!({"role": if i % 2 == 0 { "user" } else { "assistant" }, "content": format!("turn {i}")}))
+        .collect();
+    py.run(
+        "compacted",
+        "add",
+        Some(&Value::Array(history.clone()).to_string()),
+    )
+    .unwrap();
+    let c = inst.open("compacted", &cfg).await.unwrap();
+    let window = inst.get_snapshot(c, Some(4)).await.unwrap();
+    assert_eq!(window.first, 2);
+    assert_eq!(Value::Array(parsed(&window.items)), json!(history[2..]));
+    let summary = json!({"role": "assistant", "content": "Zusammenfassung: turns 2-5 ✓"});
+    inst.replace_suffix(
+        c,
+        window.first,
+        &[summary.to_string()],
+        Some(&window.version),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        py.run("compacted", "get", None).unwrap(),
+        json!([history[0], history[1], summary]),
+        "Python reads the history after replace-suffix"
+    );
+    // A Python append moves the version: the stale snapshot is refused, nothing changes.
+    let stale = inst.get_snapshot(c, None).await.unwrap();
+    py.run(
+        "compacted",
+        "add",
+        Some(&json!([{"role": "user", "content": "late"}]).to_string()),
+    )
+    .unwrap();
+    let refused = inst
+        .replace(c, &[summary.to_string()], Some(&stale.version))
+        .await;
+    assert!(
+        matches!(
+            refused.as_ref().err().and_then(|e| e.session()),
+            Some(SessionError::Changed)
+        ),
+        "{refused:?}"
+    );
+    let with_late = json!([history[0], history[1], summary, {"role": "user", "content": "late"}]);
+    assert_eq!(py.run("compacted", "get", None).unwrap(), with_late);
+    // The whole history, unconditionally; Python reads it, pops from it and appends to it.
+    let fresh = vec![
+        json!({"role": "assistant", "content": "summary of everything"}).to_string(),
+        json!({"role": "user", "content": "next question"}).to_string(),
+    ];
+    inst.replace(c, &fresh, None).await.unwrap();
+    assert_eq!(
+        py.run("compacted", "get", None).unwrap(),
+        Value::Array(parsed(&fresh))
+    );
+    assert_eq!(py.run("compacted", "pop", None).unwrap(), parsed(&fresh)[1]);
+    py.run(
+        "compacted",
+        "add",
+        Some(&json!([{"role": "user", "content": "python after"}]).to_string()),
+    )
+    .unwrap();
+    assert_eq!(
+        Value::Array(parsed(&inst.get_items(c, None).await.unwrap())),
+        json!([parsed(&fresh)[0], {"role": "user", "content": "python after"}])
+    );
+
+    // Retention: a component bounded to 3 items trims a Python-written session on its write.
+    let mut bounded = cfg.clone();
+    bounded.max_items = Some(3);
+    let b = inst.open("compacted", &bounded).await.unwrap();
+    let more: Vec<String> = (0..3)
+        .map(|i| json!({"role": "user", "content": format!("more {i}")}).to_string())
+        .collect();
+    inst.add_items(b, &more).await.unwrap();
+    assert_eq!(
+        py.run("compacted", "get", None).unwrap(),
+        Value::Array(parsed(&more))
+    );
 }

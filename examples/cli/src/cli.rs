@@ -62,7 +62,8 @@ pub struct Global {
     /// Expire the session's data this many seconds after its last write
     #[arg(long, global = true, value_name = "SECONDS", help_heading = "Storage")]
     pub ttl: Option<u32>,
-    /// Keep at most this many items: writes drop the oldest beyond it [default: no bound]
+    /// Keep at most this many items: every write (add, pop, import, replace) drops the oldest
+    /// beyond it [default: no bound]
     #[arg(long, global = true, value_name = "N", help_heading = "Storage")]
     pub max_items: Option<u32>,
     /// Consistency of reads and writes [default: eventual]
@@ -176,6 +177,49 @@ Example:
         /// Write JSON Lines (one item per line) instead of a JSON array
         #[arg(long)]
         jsonl: bool,
+    },
+    /// Print a session's newest items (JSON Lines) with their position and the session's
+    /// version (on stderr; all three as one JSON object with --json)
+    #[command(after_help = "\
+The version is what `replace --expect` takes: the replacement is written only if the session is
+still at that version. The position of the first item printed is what `replace --start` takes to
+replace exactly the items printed.
+
+Examples:
+  dapr-session snapshot user-123 --limit 20
+  dapr-session snapshot user-123 --json    # {\"session\", \"version\", \"first\", \"items\": [...]}")]
+    Snapshot {
+        /// Session id
+        session: String,
+        /// Print only the newest N items [default: all]
+        #[arg(long, value_name = "N")]
+        limit: Option<u32>,
+    },
+    /// Replace a session's history (or its items from --start on) with the items of a file,
+    /// atomically
+    #[command(after_help = "\
+Every item is checked (each must be a JSON object) before anything is written; the first bad one
+is reported by index (0-based) and line. The replacement is one atomic write: readers see the old
+history or the new one, never a mix. With --expect, nothing is written unless the session is still
+at that version (from `dapr-session snapshot`); otherwise the exit status is 12 (changed). With
+--start, the items before that position are kept as they are.
+
+Example (compaction: replace the 20 newest items with a summary, unless the session moved on):
+  dapr-session snapshot user-123 --limit 20 --json > window.json
+  dapr-session replace user-123 summary.jsonl \\
+      --start \"$(jq .first window.json)\" --expect \"$(jq -r .version window.json)\"")]
+    Replace {
+        /// Session id
+        session: String,
+        /// File holding the new items (a JSON array or JSON Lines), or `-` for stdin
+        #[arg(value_name = "FILE|-")]
+        input: PathBuf,
+        /// Write only if the session is still at this version (from `snapshot`)
+        #[arg(long, value_name = "VERSION")]
+        expect: Option<String>,
+        /// Keep the items before this position; replace only those from it on [default: 0]
+        #[arg(long, value_name = "POSITION")]
+        start: Option<u64>,
     },
     /// Start an embedded Dapr-compatible store and run a conversation through the component,
     /// printing what each step stored

@@ -3,7 +3,7 @@
 
 use dapr_session_host::{
     CallError, CallResult, Config, Consistency, Host, Instance, InstanceOptions, Layout,
-    SessionHandle, SessionMetadata,
+    SessionHandle, SessionMetadata, Snapshot,
 };
 
 use crate::cli::{ConsistencyArg, Global, LayoutArg};
@@ -160,6 +160,28 @@ impl Session {
     /// `metadata()`.
     pub async fn metadata(&mut self) -> CallResult<SessionMetadata> {
         self.inst.metadata(self.handle).await
+    }
+
+    /// `get-snapshot(limit)`.
+    pub async fn get_snapshot(&mut self, limit: Option<u32>) -> CallResult<Snapshot> {
+        self.inst.get_snapshot(self.handle, limit).await
+    }
+
+    /// `replace(items, expected)`, or `replace-suffix(start, items, expected)` with a start.
+    pub async fn replace(
+        &mut self,
+        start: Option<u64>,
+        items: &[String],
+        expected: Option<&str>,
+    ) -> CallResult<()> {
+        match start {
+            None => self.inst.replace(self.handle, items, expected).await,
+            Some(start) => {
+                self.inst
+                    .replace_suffix(self.handle, start, items, expected)
+                    .await
+            }
+        }
     }
 
     /// `ping()`.

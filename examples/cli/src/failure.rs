@@ -144,7 +144,8 @@ impl Failure {
             SessionError::Interrupted(m) => Failure::new(
                 Kind::Interrupted,
                 format!(
-                    "the connection to the Dapr sidecar at {at} broke after the request was sent                      ({m}); a write may have been applied: read the session before retrying"
+                    "the connection to the Dapr sidecar at {at} broke after the request was sent \
+                     ({m}); a write may have been applied: read the session before retrying"
                 ),
             ),
             SessionError::Unsupported(m) => Failure::new(

@@ -22,17 +22,25 @@ pub struct Input {
     parsed: Parsed,
 }
 
-/// Reads and checks every item of `input` (a file, or `-` for stdin), before anything is
-/// written: the first bad item fails the whole import.
-pub fn read(input: &Path) -> Result<Input, Failure> {
-    let (name, text) = read_input(input)?;
+impl Input {
+    /// The items, each a checked JSON object's text.
+    pub fn items(&self) -> &[String] {
+        &self.parsed.items
+    }
+}
+
+/// Reads and checks every item of `input` (a file, or `-` for stdin) for a command that
+/// writes them (`verb` is its past participle: "imported", "replaced"), before anything is
+/// written: the first bad item fails the whole command.
+pub fn read(input: &Path, verb: &str) -> Result<Input, Failure> {
+    let (name, text) = read_input(input, verb)?;
     let parsed = items::parse(&text).map_err(|bad| {
         let failure = Failure::new(
             Kind::InvalidInput,
-            format!("{name}: {bad}; nothing was imported"),
+            format!("{name}: {bad}; nothing was {verb}"),
         )
         .with("line", bad.line)
-        .with("imported", 0);
+        .with(verb, 0);
         match bad.index {
             Some(i) => failure.with("item_index", i),
             None => failure,
@@ -165,7 +173,7 @@ fn may_have_landed(e: &CallError) -> bool {
 }
 
 /// The text of `input` (`-` is stdin) and the name to call it in messages.
-fn read_input(input: &Path) -> Result<(String, String), Failure> {
+fn read_input(input: &Path, verb: &str) -> Result<(String, String), Failure> {
     let (name, bytes) = if input == Path::new("-") {
         let mut bytes = Vec::new();
         std::io::stdin()
@@ -183,7 +191,7 @@ fn read_input(input: &Path) -> Result<(String, String), Failure> {
         Err(e) => Err(Failure::new(
             Kind::InvalidInput,
             format!(
-                "{name} is not UTF-8 text (invalid byte at offset {}); nothing was imported",
+                "{name} is not UTF-8 text (invalid byte at offset {}); nothing was {verb}",
                 e.utf8_error().valid_up_to()
             ),
         )),

@@ -1,12 +1,14 @@
 //! `dapr-session`: a command-line host for the dapr-session component.
 //!
 //! Runs the component in wasmtime and calls its `session` interface against a Dapr sidecar:
-//! `get`, `add`, `pop`, `clear`, `metadata`, `ping`, `import` and `export`, and `demo`, which
-//! starts the embedded Dapr-compatible store and runs a conversation through the component.
+//! `get`, `add`, `pop`, `clear`, `metadata`, `ping`, `import`, `export`, `snapshot` and
+//! `replace`, and `demo`, which starts the embedded Dapr-compatible store and runs a
+//! conversation through the component.
 //! Exit codes are listed in [`exit`].
 
 mod cli;
 mod commands;
+mod compaction;
 mod component;
 mod connect;
 mod demo;
@@ -98,7 +100,7 @@ async fn run(cli: Cli, out: &Output) -> Result<Kind, Failure> {
             batch_size,
         } => {
             // Every item is checked before the component is even loaded.
-            let input = import_export::read(&input)?;
+            let input = import_export::read(&input, "imported")?;
             let host = load_host(global)?;
             import_export::import(&host, global, &session, input, batch_size, out).await
         }
@@ -109,6 +111,26 @@ async fn run(cli: Cli, out: &Output) -> Result<Kind, Failure> {
         } => {
             let host = load_host(global)?;
             import_export::export(&host, global, &session, to.as_deref(), jsonl, out).await
+        }
+        Command::Snapshot { session, limit } => {
+            let mut s = open(global, &session).await?;
+            compaction::snapshot(&mut s, limit, out).await
+        }
+        Command::Replace {
+            session,
+            input,
+            expect,
+            start,
+        } => {
+            // Every item is checked before the component is even loaded.
+            let input = import_export::read(&input, "replaced")?;
+            let mut s = open(global, &session).await?;
+            let r = compaction::Replace {
+                input: &input,
+                start,
+                expect: expect.as_deref(),
+            };
+            compaction::replace(&mut s, &r, out).await
         }
         Command::Demo => {
             let host = load_host(global)?;

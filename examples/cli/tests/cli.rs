@@ -44,15 +44,25 @@ fn help_of_every_command_exits_0_and_names_its_options() {
         "--timeout-ms",
         "--prefix",
         "--ttl",
+        "--max-items",
         "--consistency",
         "--layout",
         "--json",
         "--quiet",
     ];
-    let commands: [(&[&str], &[&str]); 10] = [
+    let commands: [(&[&str], &[&str]); 12] = [
         (
             &[],
-            &["get", "add", "pop", "import", "export", "Exit status"],
+            &[
+                "get",
+                "add",
+                "pop",
+                "import",
+                "export",
+                "snapshot",
+                "replace",
+                "Exit status",
+            ],
         ),
         (&["get"], &["<SESSION>", "--limit"]),
         (&["add"], &["<SESSION>", "<ITEM>", "stdin"]),
@@ -67,6 +77,11 @@ fn help_of_every_command_exits_0_and_names_its_options() {
         (
             &["export"],
             &["<SESSION>", "--out", "--jsonl", "atomically"],
+        ),
+        (&["snapshot"], &["<SESSION>", "--limit", "version"]),
+        (
+            &["replace"],
+            &["<SESSION>", "<FILE|->", "--expect", "--start"],
         ),
         (&["demo"], &["embedded"]),
     ];
@@ -100,6 +115,7 @@ fn help_of_every_command_exits_0_and_names_its_options() {
         "  9   store-not-found",
         "  10  corrupt",
         "  11  store",
+        "  12  changed",
     ] {
         assert!(help.contains(row), "help lacks {row:?}:\n{help}");
     }

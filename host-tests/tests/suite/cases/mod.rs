@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod chunks;
+mod compaction;
 mod concurrency;
 mod config;
 mod contract;
@@ -11,6 +12,7 @@ mod corrupt_head;
 mod garbage;
 mod legacy;
 mod metadata;
+mod retention;
 mod scale;
 mod stored;
 mod stored_log;
@@ -150,6 +152,14 @@ pub static ALL: &[Case] = &[
     case!(corrupt::compat_number_out_of_float_range, compat),
     case!(corrupt::compat_metadata_wrong_shapes, compat),
     case!(garbage::garbage_sidecar_answers_are_typed_errors),
+    // Compaction (replace, replace-suffix) and retention (max-items).
+    case!(compaction::suffix_replace_keeps_older_items_byte_for_byte),
+    case!(compaction::replace_racing_an_append_lands_before_or_after),
+    case!(compaction::conditional_replaces_racing_appends_lose_nothing),
+    case!(compaction::unconditional_replaces_racing_appends_win_whole),
+    case!(compaction::compat_replace_is_one_guarded_write, compat),
+    case!(retention::max_items_bounds_every_write),
+    case!(retention::max_items_under_concurrent_writers_keeps_storage_flat),
     // Sessions written by the 0.1.0 component.
     case!(legacy::small_session_migrates, log),
     case!(legacy::paged_session_migrates, log),
