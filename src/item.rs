@@ -3,9 +3,8 @@
 //! An item is one JSON object (an OpenAI Responses input item) carried as JSON text. Items are
 //! stored as the caller's text, so they come back byte for byte as they went in.
 
-use serde_json::value::RawValue;
-
 use crate::error::{Error, Result};
+use crate::json;
 
 /// Checks that every item of a batch is one JSON object, naming the first one that is not.
 /// Returns the items with surrounding whitespace removed.
@@ -19,9 +18,18 @@ pub fn validate_batch(items: &[String]) -> Result<Vec<&str>> {
 
 /// Checks that `text` is exactly one JSON object and returns it without surrounding whitespace.
 pub fn validate(text: &str) -> std::result::Result<&str, String> {
-    let raw: &RawValue =
-        serde_json::from_str(text).map_err(|e| format!("item is not valid JSON: {e}"))?;
-    let json = raw.get();
+    let mut reader = json::Reader::new(text);
+    let value = reader.value();
+    let (Some(json), Some(())) = (value, reader.end()) else {
+        if depth(text) > MAX_DEPTH {
+            return Err(format!("the object nests deeper than {MAX_DEPTH} levels"));
+        }
+        return Err(format!(
+            "item is not valid JSON (at byte {} of {})",
+            reader.position(),
+            text.len()
+        ));
+    };
     check_object(json)?;
     Ok(json)
 }
@@ -40,7 +48,7 @@ pub fn check_object(json: &str) -> std::result::Result<(), String> {
 
 /// Deepest nesting accepted in an item; matches what common JSON parsers (serde_json,
 /// Python's `json`) handle, so every reader of the session can decode what is stored.
-pub const MAX_DEPTH: usize = 128;
+pub const MAX_DEPTH: usize = json::MAX_DEPTH;
 
 /// Nesting depth of valid JSON text, counting brackets outside strings.
 fn depth(json: &str) -> usize {
@@ -72,23 +80,32 @@ fn depth(json: &str) -> usize {
 ///
 /// An entry is either a JSON string holding the item's JSON (how the Python `DaprSession`
 /// writes items) or the item object itself (accepted on read, as upstream does).
-pub fn decode_entry(entry: &RawValue) -> Option<String> {
-    let json = entry.get();
-    if json.starts_with('"') {
-        let text: String = serde_json::from_str(json).ok()?;
+pub fn decode_entry(entry: &str) -> Option<String> {
+    if entry.starts_with('"') {
+        let text = json::Reader::new(entry).string()?;
         validate(&text).ok()?;
         Some(text)
-    } else if json.starts_with('{') {
-        Some(json.to_string())
+    } else if entry.starts_with('{') {
+        Some(entry.to_string())
     } else {
         None
     }
 }
 
+/// The item a stored value holds (one entry as [`decode_entry`] reads it, whitespace around
+/// it allowed), or `None`.
+pub fn decode_stored(text: &str) -> Option<String> {
+    let mut r = json::Reader::new(text);
+    let value = r.value()?;
+    r.end()?;
+    decode_entry(value)
+}
+
 /// Encodes item text as a JSON string, the form the upstream layout stores.
 pub fn encode_string(item: &str) -> String {
-    // Serializing a &str cannot fail.
-    serde_json::to_string(item).unwrap_or_default()
+    let mut out = String::with_capacity(json::write::string_len(item));
+    json::write::string(&mut out, item);
+    out
 }
 
 fn kind_of(json: &str) -> &'static str {
@@ -151,18 +168,14 @@ mod tests {
 
     #[test]
     fn stored_entries_decode() {
-        let raw = |s: &str| RawValue::from_string(s.to_string()).unwrap_or_else(|_| panic!("{s}"));
         assert_eq!(
-            decode_entry(&raw(r#""{\"a\":1}""#)).as_deref(),
+            decode_entry(r#""{\"a\":1}""#).as_deref(),
             Some(r#"{"a":1}"#)
         );
-        assert_eq!(
-            decode_entry(&raw(r#"{"a":1}"#)).as_deref(),
-            Some(r#"{"a":1}"#)
-        );
-        assert_eq!(decode_entry(&raw(r#""not json {{{""#)), None);
-        assert_eq!(decode_entry(&raw(r#""[1]""#)), None);
-        assert_eq!(decode_entry(&raw("42")), None);
+        assert_eq!(decode_entry(r#"{"a":1}"#).as_deref(), Some(r#"{"a":1}"#));
+        assert_eq!(decode_entry(r#""not json {{{""#), None);
+        assert_eq!(decode_entry(r#""[1]""#), None);
+        assert_eq!(decode_entry("42"), None);
         assert_eq!(encode_string("{\"a\":\"é\"}"), r#""{\"a\":\"é\"}""#);
     }
 }

@@ -24,6 +24,7 @@ pub mod error;
 pub mod export;
 pub mod item;
 pub mod join;
+pub mod json;
 pub mod layout;
 pub mod nonce;
 pub mod retry;

@@ -300,7 +300,7 @@ impl State {
         self.data.insert(
             w.key.to_string(),
             Entry {
-                data: w.value.get().as_bytes().to_vec(),
+                data: w.value.as_bytes().to_vec(),
                 etag,
                 version,
                 expires,

@@ -2,15 +2,11 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use super::error::DaprError;
 use super::http::{self, Endpoint, Method, Request};
-use super::wire::{
-    Concurrency, Consistency, Stored, TxOp, WireDelete, WireError, WireMetadata, WireOptions,
-    WireSave, WireTransaction, WireTxOp, Write,
-};
+use super::wire::{self, Concurrency, Consistency, Stored, TxOp, Write};
 use crate::config::ApiToken;
+use crate::json::Reader;
 
 /// Largest state value read: well above what a writer can store through daprd (4 MiB
 /// request bodies), so only a store gone wrong trips it.
@@ -21,22 +17,50 @@ const SMALL_CAP: usize = 64 << 10;
 const METADATA_CAP: usize = 4 << 20;
 
 /// What the sidecar's `/v1.0/metadata` says about one component.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct ComponentInfo {
     /// Component name.
     pub name: String,
     /// Component type, e.g. `state.redis`.
-    #[serde(rename = "type")]
     pub kind: String,
     /// Features such as `ETAG`, `TRANSACTIONAL`, `TTL`.
-    #[serde(default)]
     pub capabilities: Vec<String>,
 }
 
-#[derive(Deserialize)]
-struct MetadataResponse {
-    #[serde(default)]
-    components: Vec<ComponentInfo>,
+/// The components of a `/v1.0/metadata` answer (`{"components": [{"name", "type",
+/// "capabilities"}, ...], ...}`), or `None` if it is not that.
+fn components(text: &str) -> Option<Vec<ComponentInfo>> {
+    let mut r = Reader::new(text);
+    let mut out = Vec::new();
+    r.object(|r, name| {
+        if name != "components" {
+            r.value()?;
+            return Some(());
+        }
+        r.array(|r| {
+            let mut c = ComponentInfo::default();
+            r.object(|r, field| {
+                match field {
+                    "name" => c.name = r.string()?,
+                    "type" => c.kind = r.string()?,
+                    "capabilities" => {
+                        r.array(|r| {
+                            c.capabilities.push(r.string()?);
+                            Some(())
+                        })?;
+                    }
+                    _ => {
+                        r.value()?;
+                    }
+                }
+                Some(())
+            })?;
+            out.push(c);
+            Some(())
+        })
+    })?;
+    r.end()?;
+    Some(out)
 }
 
 /// Client for one sidecar and one state store.
@@ -69,25 +93,6 @@ impl DaprClient {
     /// The state store's name.
     pub fn store(&self) -> &str {
         &self.store
-    }
-
-    fn options(&self, concurrency: Concurrency) -> WireOptions {
-        WireOptions {
-            concurrency: concurrency.as_str(),
-            consistency: self.consistency.as_str(),
-        }
-    }
-
-    fn wire_save<'a>(&self, w: &Write<'a>) -> WireSave<'a> {
-        WireSave {
-            key: w.key,
-            value: w.value,
-            etag: w.etag.filter(|e| !e.is_empty()),
-            options: self.options(w.concurrency),
-            metadata: w.ttl.map(|t| WireMetadata {
-                ttl_in_seconds: t.to_string(),
-            }),
-        }
     }
 
     async fn call(
@@ -135,8 +140,7 @@ impl DaprClient {
         if writes.is_empty() {
             return Ok(());
         }
-        let wire: Vec<WireSave<'_>> = writes.iter().map(|w| self.wire_save(w)).collect();
-        let body = to_json(&wire)?;
+        let body = wire::save_body(writes, self.consistency).into_bytes();
         self.expect_done(Method::Post, &self.state_path, Some(&body), None)
             .await
     }
@@ -163,22 +167,7 @@ impl DaprClient {
         if ops.is_empty() {
             return Ok(());
         }
-        let operations = ops
-            .iter()
-            .map(|op| match op {
-                TxOp::Upsert(w) => WireTxOp::Upsert(self.wire_save(w)),
-                TxOp::Delete { key, etag } => WireTxOp::Delete(WireDelete {
-                    key,
-                    etag: etag.filter(|e| !e.is_empty()),
-                    options: self.options(if etag.is_some() {
-                        Concurrency::FirstWrite
-                    } else {
-                        Concurrency::LastWrite
-                    }),
-                }),
-            })
-            .collect();
-        let body = to_json(&WireTransaction { operations })?;
+        let body = wire::transaction_body(ops, self.consistency).into_bytes();
         let path = format!("{}/transaction", self.state_path);
         self.expect_done(Method::Post, &path, Some(&body), None)
             .await
@@ -217,17 +206,11 @@ impl DaprClient {
         if answer.status != 200 {
             return Err(error_from(answer.status, &answer.body));
         }
-        let meta: MetadataResponse = serde_json::from_slice(&answer.body)
-            .map_err(|e| DaprError::Protocol(format!("metadata answer is not Dapr's JSON: {e}")))?;
-        Ok(meta.components)
+        std::str::from_utf8(&answer.body)
+            .ok()
+            .and_then(components)
+            .ok_or_else(|| DaprError::Protocol("the metadata answer is not Dapr's JSON".into()))
     }
-}
-
-fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, DaprError> {
-    // Serializing our own request types (strings, raw JSON) cannot fail; if it did, nothing
-    // was sent.
-    serde_json::to_vec(value)
-        .map_err(|e| DaprError::Unreachable(format!("cannot encode the request: {e}")))
 }
 
 /// Builds the error for a non-success status from Dapr's error body.
@@ -235,10 +218,7 @@ fn error_from(status: u16, body: &[u8]) -> DaprError {
     if status == 401 {
         return DaprError::Unauthorized;
     }
-    let (code, message) = match serde_json::from_slice::<WireError>(body) {
-        Ok(e) => (e.error_code, e.message),
-        Err(_) => (String::new(), preview(body)),
-    };
+    let (code, message) = wire::error_body(body).unwrap_or_else(|| (String::new(), preview(body)));
     DaprError::Status {
         status,
         code,
@@ -297,6 +277,23 @@ mod tests {
             shown.contains("statestore") && !shown.contains("s3cret"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn metadata_answers() {
+        let c = components(
+            r#"{"id":"app","components":[{"name":"statestore","type":"state.redis","version":"v1","capabilities":["ETAG","TRANSACTIONAL"]},{"name":"x","type":"pubsub.redis"}],"extended":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(
+            (c[0].name.as_str(), c[0].kind.as_str()),
+            ("statestore", "state.redis")
+        );
+        assert_eq!(c[0].capabilities, ["ETAG", "TRANSACTIONAL"]);
+        assert!(c[1].capabilities.is_empty());
+        assert_eq!(components(r#"{"components":{}}"#).map(|c| c.len()), None);
+        assert_eq!(components(r#"{}"#).map(|c| c.len()), Some(0));
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! The JSON Dapr's HTTP state API takes and gives, and the values the client passes around.
 
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+use crate::json::{Reader, write};
 
 /// Consistency level Dapr passes to the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,8 +54,8 @@ pub struct Stored {
 pub struct Write<'a> {
     /// State key.
     pub key: &'a str,
-    /// JSON value to store.
-    pub value: &'a RawValue,
+    /// JSON value to store (JSON text this component made or read back from the store).
+    pub value: &'a str,
     /// Etag the current value must have; `None` means "no etag".
     pub etag: Option<&'a str>,
     /// Concurrency mode.
@@ -67,7 +66,7 @@ pub struct Write<'a> {
 
 impl<'a> Write<'a> {
     /// An unconditional write of `value` to `key`.
-    pub fn put(key: &'a str, value: &'a RawValue, ttl: Option<u32>) -> Self {
+    pub fn put(key: &'a str, value: &'a str, ttl: Option<u32>) -> Self {
         Write {
             key,
             value,
@@ -79,12 +78,7 @@ impl<'a> Write<'a> {
 
     /// A write of `value` to `key` that fails unless the key has `etag` (or, with `None`,
     /// does not exist).
-    pub fn guarded(
-        key: &'a str,
-        value: &'a RawValue,
-        etag: Option<&'a str>,
-        ttl: Option<u32>,
-    ) -> Self {
+    pub fn guarded(key: &'a str, value: &'a str, etag: Option<&'a str>, ttl: Option<u32>) -> Self {
         Write {
             key,
             value,
@@ -109,53 +103,150 @@ pub enum TxOp<'a> {
     },
 }
 
-#[derive(Serialize)]
-pub(super) struct WireOptions {
-    pub concurrency: &'static str,
-    pub consistency: &'static str,
+/// Writes one save request (`{"key", "value", "etag", "options", "metadata"}`).
+fn write_save(out: &mut String, w: &Write<'_>, consistency: Consistency) {
+    let mut o = write::Object::new(out);
+    o.str("key", w.key);
+    o.raw("value", w.value);
+    if let Some(etag) = w.etag.filter(|e| !e.is_empty()) {
+        o.str("etag", etag);
+    }
+    write_options(&mut o, w.concurrency, consistency);
+    if let Some(ttl) = w.ttl {
+        let mut meta = write::Object::new(o.member("metadata"));
+        let mut n = String::new();
+        write::u64(&mut n, u64::from(ttl));
+        // Dapr wants metadata values as strings.
+        meta.str("ttlInSeconds", &n);
+        meta.end();
+    }
+    o.end();
 }
 
-#[derive(Serialize)]
-pub(super) struct WireMetadata {
-    #[serde(rename = "ttlInSeconds")]
-    pub ttl_in_seconds: String,
+fn write_options(o: &mut write::Object<'_>, concurrency: Concurrency, consistency: Consistency) {
+    let mut options = write::Object::new(o.member("options"));
+    options.str("concurrency", concurrency.as_str());
+    options.str("consistency", consistency.as_str());
+    options.end();
 }
 
-#[derive(Serialize)]
-pub(super) struct WireSave<'a> {
-    pub key: &'a str,
-    pub value: &'a RawValue,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub etag: Option<&'a str>,
-    pub options: WireOptions,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<WireMetadata>,
+/// The body of `POST /v1.0/state/{store}`: a JSON array of saves.
+pub fn save_body(writes: &[Write<'_>], consistency: Consistency) -> String {
+    let size: usize = writes
+        .iter()
+        .map(|w| w.key.len() + w.value.len() + 160)
+        .sum();
+    let mut out = String::with_capacity(size + 2);
+    write::array(&mut out, writes, |out, w| write_save(out, w, consistency));
+    out
 }
 
-#[derive(Serialize)]
-pub(super) struct WireDelete<'a> {
-    pub key: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub etag: Option<&'a str>,
-    pub options: WireOptions,
+/// The body of `POST /v1.0/state/{store}/transaction`.
+pub fn transaction_body(ops: &[TxOp<'_>], consistency: Consistency) -> String {
+    let size: usize = ops
+        .iter()
+        .map(|op| match op {
+            TxOp::Upsert(w) => w.key.len() + w.value.len() + 200,
+            TxOp::Delete { key, .. } => key.len() + 200,
+        })
+        .sum();
+    let mut out = String::with_capacity(size + 20);
+    let mut o = write::Object::new(&mut out);
+    write::array(o.member("operations"), ops, |out, op| {
+        let mut item = write::Object::new(out);
+        match op {
+            TxOp::Upsert(w) => {
+                item.str("operation", "upsert");
+                write_save(item.member("request"), w, consistency);
+            }
+            TxOp::Delete { key, etag } => {
+                item.str("operation", "delete");
+                let mut request = write::Object::new(item.member("request"));
+                request.str("key", key);
+                let etag = etag.filter(|e| !e.is_empty());
+                if let Some(etag) = etag {
+                    request.str("etag", etag);
+                }
+                let concurrency = if etag.is_some() {
+                    Concurrency::FirstWrite
+                } else {
+                    Concurrency::LastWrite
+                };
+                write_options(&mut request, concurrency, consistency);
+                request.end();
+            }
+        }
+        item.end();
+    });
+    o.end();
+    out
 }
 
-#[derive(Serialize)]
-#[serde(tag = "operation", content = "request", rename_all = "lowercase")]
-pub(super) enum WireTxOp<'a> {
-    Upsert(WireSave<'a>),
-    Delete(WireDelete<'a>),
+/// Dapr's `errorCode` and `message` from an error body, if it is Dapr's JSON.
+pub fn error_body(body: &[u8]) -> Option<(String, String)> {
+    let text = std::str::from_utf8(body).ok()?;
+    let mut r = Reader::new(text);
+    let (mut code, mut message) = (String::new(), String::new());
+    r.object(|r, name| {
+        match name {
+            "errorCode" => code = r.string()?,
+            "message" => message = r.string()?,
+            _ => {
+                r.value()?;
+            }
+        }
+        Some(())
+    })?;
+    r.end()?;
+    Some((code, message))
 }
 
-#[derive(Serialize)]
-pub(super) struct WireTransaction<'a> {
-    pub operations: Vec<WireTxOp<'a>>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-#[derive(Deserialize)]
-pub(super) struct WireError {
-    #[serde(rename = "errorCode", default)]
-    pub error_code: String,
-    #[serde(default)]
-    pub message: String,
+    #[test]
+    fn bodies_are_what_daprd_reads() {
+        let w = Write::guarded("a\"b", r#"{"x":[1]}"#, Some("7"), Some(60));
+        let body = save_body(&[w, Write::put("k", "\"v\"", None)], Consistency::Strong);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!([
+                {"key": "a\"b", "value": {"x": [1]}, "etag": "7",
+                 "options": {"concurrency": "first-write", "consistency": "strong"},
+                 "metadata": {"ttlInSeconds": "60"}},
+                {"key": "k", "value": "v",
+                 "options": {"concurrency": "last-write", "consistency": "strong"}}
+            ])
+        );
+        let ops = [
+            TxOp::Upsert(w),
+            TxOp::Delete {
+                key: "d",
+                etag: Some(""),
+            },
+        ];
+        let v: serde_json::Value =
+            serde_json::from_str(&transaction_body(&ops, Consistency::Eventual)).unwrap();
+        assert_eq!(v["operations"][0]["operation"], "upsert");
+        assert_eq!(
+            v["operations"][0]["request"]["options"]["consistency"],
+            "eventual"
+        );
+        assert_eq!(
+            v["operations"][1],
+            serde_json::json!({"operation": "delete", "request": {"key": "d",
+                "options": {"concurrency": "last-write", "consistency": "eventual"}}})
+        );
+    }
+
+    #[test]
+    fn error_bodies() {
+        assert_eq!(
+            error_body(br#"{"errorCode":"ERR_X","message":"m","details":[{}]}"#),
+            Some(("ERR_X".into(), "m".into()))
+        );
+        assert_eq!(error_body(b"nope"), None);
+    }
 }

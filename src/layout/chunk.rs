@@ -10,6 +10,8 @@
 
 use std::ops::Range;
 
+use crate::json;
+
 /// A chunk holding `items` (item JSON texts), as a JSON value.
 pub fn encode<S: AsRef<str>>(items: &[S]) -> String {
     let bytes: usize = items.iter().map(|i| i.as_ref().len() + 8).sum();
@@ -25,48 +27,14 @@ pub fn encode<S: AsRef<str>>(items: &[S]) -> String {
     out
 }
 
-/// The length of `text` as a JSON string, as [`push_string`] writes it.
+/// The length of `text` as a JSON string, as it is stored.
 pub fn encoded_len(text: &str) -> usize {
-    text.bytes()
-        .map(|b| match b {
-            b'"' | b'\\' | b'\n' | b'\r' | b'\t' => 2,
-            0..=0x1f => 6,
-            _ => 1,
-        })
-        .sum::<usize>()
-        + 2
+    json::write::string_len(text)
 }
 
 /// Appends `text` to `out` as a JSON string.
 pub fn push_string(out: &mut String, text: &str) {
-    out.push('"');
-    let mut start = 0;
-    for (i, b) in text.bytes().enumerate() {
-        let escaped = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        out.push_str(text.get(start..i).unwrap_or_default());
-        if escaped.is_empty() {
-            out.push_str("\\u00");
-            out.push(hex(b >> 4));
-            out.push(hex(b & 15));
-        } else {
-            out.push_str(escaped);
-        }
-        start = i + 1;
-    }
-    out.push_str(text.get(start..).unwrap_or_default());
-    out.push('"');
-}
-
-fn hex(n: u8) -> char {
-    char::from(if n < 10 { b'0' + n } else { b'a' + n - 10 })
+    json::write::string(out, text);
 }
 
 /// The byte ranges of the elements of a stored chunk (each a JSON string, quotes included),

@@ -10,14 +10,12 @@
 //! session is the etag of its array with a hash of its bytes: stores count etags from 1
 //! again when a key is created anew (Redis), so an etag alone could name two histories.
 
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
-
 use super::keys::Keys;
 use super::{Mode, Snapshot, Timestamps, chunk};
 use crate::dapr::{DaprError, Stored, TxOp, Write};
 use crate::error::{Error, Result};
 use crate::item;
+use crate::json::{Reader, write};
 use crate::retry::Backoff;
 use crate::store::Store;
 
@@ -33,19 +31,10 @@ pub struct Compat<S> {
     max_items: Option<u32>,
 }
 
-#[derive(Serialize)]
-struct MetadataOut<'a> {
-    session_id: &'a str,
-    created_at: String,
-    updated_at: String,
-}
-
-#[derive(Deserialize)]
+/// The timestamps a stored metadata object holds (strings or numbers of epoch seconds).
 struct MetadataIn<'a> {
-    #[serde(default, borrow)]
-    created_at: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    updated_at: Option<&'a RawValue>,
+    created_at: Option<&'a str>,
+    updated_at: Option<&'a str>,
 }
 
 /// What a write does to the stored entries.
@@ -144,7 +133,6 @@ impl<S: Store> Compat<S> {
             let Some((value, popped)) = self.changed(current.as_ref(), &change)? else {
                 return Ok(None);
             };
-            let value = RawValue::from_string(value).map_err(Error::internal)?;
             let etag = current.as_ref().and_then(|s| s.etag.as_deref());
             match self
                 .store
@@ -170,12 +158,13 @@ impl<S: Store> Compat<S> {
         change: &Change<'_>,
     ) -> Result<Option<(String, Option<String>)>> {
         let data = current.map_or(&b"[]"[..], |s| &s.data);
-        let entries: Vec<&RawValue> = serde_json::from_slice(data).map_err(|e| {
-            Error::Corrupt(format!(
-                "the stored messages are not a JSON array: {e}; left untouched"
-            ))
-        })?;
-        let mut raw: Vec<&str> = entries.iter().map(|e| e.get()).collect();
+        let entries = std::str::from_utf8(data)
+            .ok()
+            .and_then(elements)
+            .ok_or_else(|| {
+                Error::Corrupt("the stored messages are not a JSON array; left untouched".into())
+            })?;
+        let mut raw: Vec<&str> = entries.clone();
         let mut popped = None;
         match change {
             Change::Append(encoded) => raw.extend(encoded.iter().map(String::as_str)),
@@ -244,7 +233,7 @@ impl<S: Store> Compat<S> {
             return Ok(Timestamps::default());
         };
         let meta = parse_metadata(&stored.data)
-            .map_err(|e| Error::Corrupt(format!("{key} is not a JSON object: {e}")))?;
+            .ok_or_else(|| Error::Corrupt(format!("{key} is not a JSON object")))?;
         Ok(Timestamps {
             created_at: meta.created_at.as_ref().and_then(seconds_to_ms),
             updated_at: meta.updated_at.as_ref().and_then(seconds_to_ms),
@@ -266,7 +255,7 @@ impl<S: Store> Compat<S> {
                 None => (now, now, None),
                 Some(stored) => {
                     // Never overwrite metadata we cannot read.
-                    let Ok(meta) = parse_metadata(&stored.data) else {
+                    let Some(meta) = parse_metadata(&stored.data) else {
                         return;
                     };
                     let created = meta.created_at.as_ref().and_then(seconds).unwrap_or(now);
@@ -279,17 +268,12 @@ impl<S: Store> Compat<S> {
                     (created, updated, stored.etag.as_deref())
                 }
             };
-            let out = MetadataOut {
-                session_id: &self.session_id,
-                created_at: created.to_string(),
-                updated_at: updated.to_string(),
-            };
-            let Some(value) = serde_json::to_string(&out)
-                .ok()
-                .and_then(|v| RawValue::from_string(v).ok())
-            else {
-                return;
-            };
+            let mut value = String::with_capacity(96 + self.session_id.len());
+            let mut o = write::Object::new(&mut value);
+            o.str("session_id", &self.session_id);
+            o.str("created_at", &created.to_string());
+            o.str("updated_at", &updated.to_string());
+            o.end();
             // With an etag, first-write guards against a concurrent update; without one (a new
             // key), upstream writes last-write so a Redis key created by Python stays writable.
             let write = match etag {
@@ -317,8 +301,20 @@ fn entries(data: &[u8]) -> Option<Vec<Option<String>>> {
                 .collect(),
         );
     }
-    let entries: Vec<&RawValue> = serde_json::from_slice(data).ok()?;
+    let entries = elements(std::str::from_utf8(data).ok()?)?;
     Some(entries.into_iter().map(item::decode_entry).collect())
+}
+
+/// The raw text of every element of a JSON array, or `None` if `text` is not one.
+fn elements(text: &str) -> Option<Vec<&str>> {
+    let mut r = Reader::new(text);
+    let mut out = Vec::new();
+    r.array(|r| {
+        out.push(r.value()?);
+        Some(())
+    })?;
+    r.end()?;
+    Some(out)
 }
 
 /// The version of a stored array: its etag and an FNV-1a hash of its bytes.
@@ -346,15 +342,30 @@ async fn lost_race<S: Store>(store: &S, key: &str, had_etag: bool, err: DaprErro
     Err(err.into())
 }
 
-/// Parses the stored metadata: a JSON object only (serde would also read an array).
-fn parse_metadata(data: &[u8]) -> serde_json::Result<MetadataIn<'_>> {
-    let object = data.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-    serde_json::from_slice(if object { data } else { b"" })
+/// Parses the stored metadata: a JSON object, whose `created_at` and `updated_at` are kept
+/// as raw JSON.
+fn parse_metadata(data: &[u8]) -> Option<MetadataIn<'_>> {
+    let mut r = Reader::new(std::str::from_utf8(data).ok()?);
+    let mut meta = MetadataIn {
+        created_at: None,
+        updated_at: None,
+    };
+    r.object(|r, name| {
+        let value = r.value()?;
+        match name {
+            "created_at" => meta.created_at = Some(value),
+            "updated_at" => meta.updated_at = Some(value),
+            _ => {}
+        }
+        Some(())
+    })?;
+    r.end()?;
+    Some(meta)
 }
 
 /// Epoch seconds from a JSON string or number (`"1700000000"`, `1700000000`, `1700000000.5`).
-fn seconds(v: &&RawValue) -> Option<u64> {
-    let text = v.get().trim_matches('"').trim();
+fn seconds(v: &&str) -> Option<u64> {
+    let text = v.trim_matches('"').trim();
     let whole = text.split('.').next().unwrap_or_default();
     if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -362,43 +373,6 @@ fn seconds(v: &&RawValue) -> Option<u64> {
     whole.parse().ok()
 }
 
-fn seconds_to_ms(v: &&RawValue) -> Option<u64> {
+fn seconds_to_ms(v: &&str) -> Option<u64> {
     seconds(v).map(|s| s.saturating_mul(1000))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Compat;
-    use crate::error::Error;
-    use crate::layout::Mode;
-    use crate::testing::{Flavor, MemStore, block_on};
-
-    /// "Any write changes the version": on Redis (etags count writes per key and start again
-    /// at 1 when the key is re-created) a cleared and rewritten compat session shows the
-    /// version it had before the clear, and a replace at that stale version is applied.
-    #[test]
-    fn a_cleared_and_rewritten_session_never_shows_an_old_version() {
-        let store = MemStore::new(Flavor::REDIS);
-        let c = Compat::new(store.clone(), "s", "s", None, None);
-        block_on(c.add_items(&[r#"{"role":"user","content":"old 0"}"#])).unwrap();
-        block_on(c.add_items(&[r#"{"role":"user","content":"old 1"}"#])).unwrap();
-        let stale = block_on(c.snapshot(None, Mode::Consecutive)).unwrap();
-        block_on(c.clear()).unwrap();
-        block_on(c.add_items(&[r#"{"role":"user","content":"new 0"}"#])).unwrap();
-        block_on(c.add_items(&[r#"{"role":"user","content":"new 1"}"#])).unwrap();
-        let now = block_on(c.snapshot(None, Mode::Consecutive)).unwrap();
-        assert_ne!(
-            now.version, stale.version,
-            "the session changed, its version did not"
-        );
-        assert_eq!(
-            block_on(c.replace(
-                Some(1),
-                &[r#"{"role":"assistant","content":"summary"}"#],
-                Some(&stale.version)
-            )),
-            Err(Error::Changed),
-            "a replace at a version read before the clear was applied"
-        );
-    }
 }

@@ -16,8 +16,6 @@
 //! - **Bets**: an instance that committed last on a store whose etags count writes (Redis)
 //!   knows the next etag, and commits without reading first; a wrong bet costs a read.
 
-use serde_json::value::RawValue;
-
 use super::head::Head;
 use super::{Current, Found, Log, MAX_REQUEST_BYTES};
 use crate::dapr::{DaprError, TxOp, Write};
@@ -39,7 +37,7 @@ pub struct ChunkWrite {
     /// Its key.
     pub key: String,
     /// Its JSON.
-    pub value: Box<RawValue>,
+    pub value: String,
     /// Its TTL.
     pub ttl: Option<u32>,
     /// Whether this attempt created the key (else it rewrites a referenced chunk).
@@ -266,7 +264,7 @@ impl<S: Store> Log<S> {
         let transactional = self.known_features().is_some_and(|f| f.transactional);
         let payload: usize = writes
             .iter()
-            .map(|w| w.key.len() + w.value.get().len() + 160)
+            .map(|w| w.key.len() + w.value.len() + 160)
             .sum::<usize>()
             + deletes.iter().map(|k| k.len() + 96).sum::<usize>();
         // A head is created by a plain save only: inside a transaction, some stores (Redis)
@@ -276,7 +274,7 @@ impl<S: Store> Log<S> {
             && (!writes.is_empty() || !deletes.is_empty())
             && payload < MAX_TRANSACTION_BYTES
         {
-            let value = head_json(&head)?;
+            let value = head.to_json();
             let mut ops: Vec<TxOp<'_>> = writes
                 .iter()
                 .map(|w| TxOp::Upsert(Write::put(&w.key, &w.value, w.ttl)))
@@ -296,7 +294,7 @@ impl<S: Store> Log<S> {
             join2(self.save_chunks(writes), self.store.delete_many(deletes)).await;
         saved?;
         head.trash.extend(undeleted);
-        let value = head_json(&head)?;
+        let value = head.to_json();
         self.store
             .save(&[Write::guarded(&head_key, &value, etag, self.ttl().head())])
             .await?;
@@ -311,7 +309,7 @@ impl<S: Store> Log<S> {
         let mut groups: Vec<Vec<Write<'_>>> = Vec::new();
         let mut size = 0usize;
         for w in writes {
-            let len = w.key.len() + w.value.get().len() + 160;
+            let len = w.key.len() + w.value.len() + 160;
             if groups.is_empty() || size + len > MAX_REQUEST_BYTES {
                 groups.push(Vec::new());
                 size = 0;
@@ -347,12 +345,4 @@ impl<S: Store> Log<S> {
             etag: next,
         });
     }
-}
-
-/// The head as JSON.
-fn head_json(head: &Head) -> std::result::Result<Box<RawValue>, DaprError> {
-    serde_json::to_string(head)
-        .ok()
-        .and_then(|s| RawValue::from_string(s).ok())
-        .ok_or_else(|| DaprError::Unreachable("internal: the head does not encode".into()))
 }

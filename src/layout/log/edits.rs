@@ -2,8 +2,6 @@
 //! as it is at the attempt, with what they share: retention, flushing the tail into chunks,
 //! and refreshing chunks' TTL.
 
-use serde_json::value::RawValue;
-
 use super::commit::{ChunkWrite, Edit, Plan, Step};
 use super::head::{ChunkRef, Head};
 use super::read::Fetched;
@@ -136,10 +134,9 @@ impl Draft {
         let json = builder.finish();
         let bytes = json.len() as u64;
         let id = log.nonce();
-        let value = RawValue::from_string(json).map_err(Error::internal)?;
         self.writes.push(ChunkWrite {
             key: log.keys().chunk(&id),
-            value,
+            value: json,
             ttl: log.ttl().chunk(),
             fresh: true,
         });
@@ -200,7 +197,7 @@ impl Draft {
         for ((c, key), s) in due.iter().zip(keys).zip(stored) {
             let Some(value) = s
                 .and_then(|s| String::from_utf8(s.data).ok())
-                .and_then(|text| RawValue::from_string(text).ok())
+                .filter(|text| crate::json::is_value(text))
             else {
                 continue;
             };
@@ -494,4 +491,75 @@ pub async fn migrated<S: Store>(
     };
     draft.flush(log).await?;
     Ok((draft.head, draft.writes))
+}
+
+/// Every write, as one type: the commit loop is compiled once, not once per kind of write
+/// (the component's size matters to the hosts that load it).
+pub enum AnyEdit {
+    /// An append.
+    Add(Add),
+    /// A pop.
+    Pop(Pop),
+    /// A clear.
+    Clear(Clear),
+    /// A replace.
+    Replace(Replace),
+}
+
+/// What a write returns.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Written {
+    /// Nothing (an append, a clear, a replace).
+    Done,
+    /// A pop's item.
+    Popped(Option<String>),
+}
+
+fn map_step<T, U>(step: Step<T>, f: impl FnOnce(T) -> U) -> Step<U> {
+    match step {
+        Step::Done(t) => Step::Done(f(t)),
+        Step::Write(plan) => {
+            let Plan {
+                head,
+                writes,
+                deletes,
+                after,
+                result,
+            } = *plan;
+            Step::Write(Box::new(Plan {
+                head,
+                writes,
+                deletes,
+                after,
+                result: f(result),
+            }))
+        }
+    }
+}
+
+impl<S: Store> Edit<S> for AnyEdit {
+    type Output = Written;
+
+    async fn plan(
+        &mut self,
+        log: &Log<S>,
+        current: Option<&Current>,
+        tag: &str,
+    ) -> Result<Step<Written>> {
+        Ok(match self {
+            AnyEdit::Add(e) => map_step(e.plan(log, current, tag).await?, |()| Written::Done),
+            AnyEdit::Pop(e) => map_step(e.plan(log, current, tag).await?, Written::Popped),
+            AnyEdit::Clear(e) => map_step(e.plan(log, current, tag).await?, |()| Written::Done),
+            AnyEdit::Replace(e) => map_step(e.plan(log, current, tag).await?, |()| Written::Done),
+        })
+    }
+
+    fn reads_chunks(&self, log: &Log<S>, seen: &Head) -> bool {
+        match self {
+            AnyEdit::Add(e) => Edit::<S>::reads_chunks(e, log, seen),
+            AnyEdit::Pop(e) => Edit::<S>::reads_chunks(e, log, seen),
+            AnyEdit::Clear(e) => Edit::<S>::reads_chunks(e, log, seen),
+            AnyEdit::Replace(e) => Edit::<S>::reads_chunks(e, log, seen),
+        }
+    }
 }

@@ -11,9 +11,8 @@
 
 use super::super::keys::Keys;
 use super::tiers::Tier;
+use crate::json::{Reader, write};
 use crate::nonce;
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 /// The head format this code writes. Format 1 is 0.1.0's (see `legacy`).
 pub const VERSION: u32 = 2;
@@ -23,7 +22,7 @@ pub const RECENT_OPS: usize = 8;
 /// One chunk the head references: an immutable key holding `total` items, of which those
 /// from `skip` to `skip + live` are the session's (items before were dropped by retention,
 /// items after by pops; both go when the chunk is next rewritten).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkRef(
     /// Nonce naming the key.
     pub String,
@@ -94,59 +93,193 @@ impl ChunkRef {
     }
 }
 
-/// JSON kept as it was read (the replaced 0.1.0 head), compared by its text.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Raw(pub Box<RawValue>);
-
-impl PartialEq for Raw {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.get() == other.0.get()
-    }
-}
-
-impl Eq for Raw {}
-
 /// The head of a session (format 2).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Head {
     /// Format version.
-    #[serde(rename = "v")]
     pub version: u32,
     /// A nonce chosen when the head was created: with `seq`, the session's version.
-    #[serde(rename = "g", default)]
     pub generation: String,
     /// Commits since the head was created.
-    #[serde(rename = "s", default)]
     pub seq: u64,
     /// Time of the first write (ms since the epoch).
-    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
     pub created: Option<u64>,
     /// Time of the latest write (ms since the epoch).
-    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
     pub updated: Option<u64>,
     /// Chunks holding the older items, oldest first.
-    #[serde(rename = "k", default, skip_serializing_if = "Vec::is_empty")]
     pub chunks: Vec<ChunkRef>,
     /// The newest items themselves, oldest first.
-    #[serde(rename = "n", default, skip_serializing_if = "Vec::is_empty")]
     pub tail: Vec<String>,
     /// Ids of the latest operations (`op.attempt`), oldest first.
-    #[serde(rename = "o", default)]
     pub ops: Vec<String>,
     /// Chunk keys this head no longer references, for the next writer to delete.
-    #[serde(rename = "t", default, skip_serializing_if = "Vec::is_empty")]
     pub trash: Vec<String>,
-    /// The 0.1.0 head this one replaced, while that format's keys are being deleted.
-    #[serde(rename = "x", default, skip_serializing_if = "Option::is_none")]
-    pub legacy: Option<Raw>,
+    /// The 0.1.0 head this one replaced (its JSON), while that format's keys are being
+    /// deleted.
+    pub legacy: Option<String>,
     /// The version of the 0.1.0 head this one replaced (until the next write): a caller who
     /// read that version has seen what this head holds.
-    #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
     pub migrated_from: Option<String>,
 }
 
+impl ChunkRef {
+    /// Reads `[id, total, skip, live, bytes, tier, expires|null]`.
+    fn read(r: &mut Reader<'_>) -> Option<ChunkRef> {
+        let mut fields = (None, [0u64; 4], None, None);
+        let mut at = 0;
+        r.array(|r| {
+            match at {
+                0 => fields.0 = Some(r.string()?),
+                1..=4 => *fields.1.get_mut(at - 1)? = r.u64()?,
+                5 => fields.2 = Some(Tier::try_from(u8::try_from(r.u64()?).ok()?).ok()?),
+                6 => fields.3 = Some(if r.null() { None } else { Some(r.u64()?) }),
+                _ => return None,
+            }
+            at += 1;
+            Some(())
+        })?;
+        let [total, skip, live, bytes] = fields.1;
+        Some(ChunkRef(
+            fields.0?, total, skip, live, bytes, fields.2?, fields.3?,
+        ))
+    }
+
+    fn write(&self, out: &mut String) {
+        out.push('[');
+        write::string(out, &self.0);
+        for n in [self.1, self.2, self.3, self.4, u64::from(u8::from(self.5))] {
+            out.push(',');
+            write::u64(out, n);
+        }
+        out.push(',');
+        match self.6 {
+            Some(e) => write::u64(out, e),
+            None => out.push_str("null"),
+        }
+        out.push(']');
+    }
+}
+
+/// The format version of a stored head (its `"v"`), if it is an object that has one.
+pub fn version_of(text: &str) -> Option<u64> {
+    let mut r = Reader::new(text);
+    let mut version = None;
+    r.object(|r, name| {
+        if name == "v" {
+            version = Some(r.u64()?);
+        } else {
+            r.value()?;
+        }
+        Some(())
+    })?;
+    r.end()?;
+    version
+}
+
 impl Head {
+    /// Parses a stored format-2 head; why not, if it is not one.
+    pub fn parse(text: &str) -> Result<Head, String> {
+        let mut head = Head::default();
+        let mut version = None;
+        let mut r = Reader::new(text);
+        let mut member = String::new();
+        let strings = |r: &mut Reader<'_>| {
+            let mut out = Vec::new();
+            r.array(|r| {
+                out.push(r.string()?);
+                Some(())
+            })?;
+            Some(out)
+        };
+        let opt_u64 = |r: &mut Reader<'_>| {
+            if r.null() {
+                Some(None)
+            } else {
+                r.u64().map(Some)
+            }
+        };
+        let mut seen: Vec<String> = Vec::new();
+        let parsed = r.object(|r, name| {
+            member = name.to_string();
+            // A member given twice: no writer makes that.
+            if seen.iter().any(|s| s == name) {
+                return None;
+            }
+            seen.push(name.to_string());
+            match name {
+                "v" => version = Some(u32::try_from(r.u64()?).ok()?),
+                "g" => head.generation = r.string()?,
+                "s" => head.seq = r.u64()?,
+                "c" => head.created = opt_u64(r)?,
+                "u" => head.updated = opt_u64(r)?,
+                "k" => {
+                    r.array(|r| {
+                        head.chunks.push(ChunkRef::read(r)?);
+                        Some(())
+                    })?;
+                }
+                "n" => head.tail = strings(r)?,
+                "o" => head.ops = strings(r)?,
+                "t" => head.trash = strings(r)?,
+                "x" => {
+                    head.legacy = if r.null() {
+                        None
+                    } else {
+                        Some(r.value()?.to_string())
+                    }
+                }
+                "m" => head.migrated_from = if r.null() { None } else { Some(r.string()?) },
+                // Members a later format may add.
+                _ => {
+                    r.value()?;
+                }
+            }
+            Some(())
+        });
+        if parsed.and_then(|()| r.end()).is_none() {
+            return Err(if member.is_empty() {
+                "not a JSON object".into()
+            } else {
+                format!("member \"{member}\" is not what format 2 stores there")
+            });
+        }
+        head.version = version.ok_or("no format version")?;
+        Ok(head)
+    }
+
+    /// The head as stored.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(256 + self.tail_bytes() * 5 / 4);
+        let mut o = write::Object::new(&mut out);
+        o.u64("v", u64::from(self.version));
+        o.str("g", &self.generation);
+        o.u64("s", self.seq);
+        if let Some(c) = self.created {
+            o.u64("c", c);
+        }
+        if let Some(u) = self.updated {
+            o.u64("u", u);
+        }
+        if !self.chunks.is_empty() {
+            write::array(o.member("k"), &self.chunks, |out, c| c.write(out));
+        }
+        if !self.tail.is_empty() {
+            write::array(o.member("n"), &self.tail, |out, t| write::string(out, t));
+        }
+        write::array(o.member("o"), &self.ops, |out, t| write::string(out, t));
+        if !self.trash.is_empty() {
+            write::array(o.member("t"), &self.trash, |out, t| write::string(out, t));
+        }
+        if let Some(x) = &self.legacy {
+            o.raw("x", x);
+        }
+        if let Some(m) = &self.migrated_from {
+            o.str("m", m);
+        }
+        o.end();
+        out
+    }
+
     /// A new, empty head of generation `generation`.
     pub fn new(generation: String) -> Self {
         Head {
@@ -260,14 +393,39 @@ mod tests {
         h.chunks = vec![chunk("bbbbbbbbbbbb", 10, 2, 7)];
         h.tail = vec!["{}".into(), "{\"a\":1}".into()];
         h.touch(5);
-        let json = serde_json::to_string(&h).unwrap();
-        let back: Head = serde_json::from_str(&json).unwrap();
+        h.legacy = Some(r#"{"v":1,"l":[[["a",1]]]}"#.into());
+        h.migrated_from = Some("v1.7".into());
+        let json = h.to_json();
+        let back = Head::parse(&json).unwrap();
         assert_eq!(back, h);
         assert_eq!(h.len(), 9);
         assert_eq!(h.version_string(), "aaaaaaaaaaaa.1");
         assert!(h.is_version("aaaaaaaaaaaa.1") && !h.is_version("aaaaaaaaaaaa.0"));
         assert_eq!(h.chunks[0].live_range(), 2..9);
         assert_eq!(h.chunks[0].live_bytes(), 700);
+    }
+
+    #[test]
+    fn stored_heads_of_other_shapes_are_refused() {
+        for bad in [
+            "[1,2]",
+            "not json",
+            r#"{"g":"aaaaaaaaaaaa"}"#,
+            r#"{"v":2,"s":-1}"#,
+            r#"{"v":2,"s":1.5}"#,
+            r#"{"v":2,"k":[["a",1,0,1,10,7,null]]}"#,
+            r#"{"v":2,"k":[["a",1,0,1,10,0]]}"#,
+            r#"{"v":2,"n":[1]}"#,
+            r#"{"v":2} x"#,
+            r#"{"v":2,"v":2,"g":"aaaaaaaaaaaa"}"#,
+        ] {
+            assert!(Head::parse(bad).is_err(), "{bad}");
+        }
+        // Members a later writer adds are skipped.
+        let h = Head::parse(r#"{"v":2,"g":"aaaaaaaaaaaa","future":{"a":[1]},"s":3}"#).unwrap();
+        assert_eq!((h.version, h.seq), (2, 3));
+        assert_eq!(version_of(r#"{"x":[{"v":9}],"v":1}"#), Some(1));
+        assert_eq!(version_of("[]"), None);
     }
 
     #[test]

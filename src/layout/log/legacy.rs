@@ -11,14 +11,11 @@
 //! deleted: items first, then pages from the lowest level up, so that a deletion cut short
 //! leaves every remaining key findable by whoever finishes it.
 
-use serde::Deserialize;
-
-use serde_json::value::RawValue;
-
-use super::head::{Head, Raw};
+use super::head::Head;
 use super::{Current, Log, MAX_READ_ITEMS};
 use crate::error::{Error, Result};
 use crate::item;
+use crate::json::Reader;
 use crate::layout::keys::Keys;
 use crate::layout::{Mode, Snapshot, Timestamps};
 use crate::nonce;
@@ -28,38 +25,101 @@ use crate::store::Store;
 pub const VERSION: u32 = 1;
 
 /// An entry of a format-1 level: a batch (level 0) or a page (above), and its live items.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry(String, u64);
 
-#[derive(Debug, Clone, Deserialize)]
+/// Reads entries `[[nonce, items], ...]`.
+fn entries(r: &mut Reader<'_>) -> Option<Vec<Entry>> {
+    let mut out = Vec::new();
+    r.array(|r| {
+        let mut id = None;
+        let mut n = None;
+        let mut at = 0;
+        r.array(|r| {
+            match at {
+                0 => id = Some(r.string()?),
+                1 => n = Some(r.u64()?),
+                _ => return None,
+            }
+            at += 1;
+            Some(())
+        })?;
+        out.push(Entry(id?, n?));
+        Some(())
+    })?;
+    Some(out)
+}
+
+/// What 0.1.0 kept in its head (its caches, `n`, `k`, `r`, are not needed).
+#[derive(Debug, Clone, Default)]
 struct V1Head {
-    #[serde(rename = "c", default)]
     created: Option<u64>,
-    #[serde(rename = "u", default)]
     updated: Option<u64>,
-    #[serde(rename = "l", default)]
     levels: Vec<Vec<Entry>>,
-    #[serde(rename = "o", default)]
     ops: Vec<String>,
-    #[serde(rename = "t", default)]
     trash: Vec<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Page {
-    Batches {
-        #[serde(rename = "e")]
-        entries: Vec<Entry>,
-    },
-    Pages(Vec<Entry>),
+impl V1Head {
+    fn parse(text: &str) -> Option<V1Head> {
+        let mut head = V1Head::default();
+        let mut r = Reader::new(text);
+        let strings = |r: &mut Reader<'_>, out: &mut Vec<String>| {
+            r.array(|r| {
+                out.push(r.string()?);
+                Some(())
+            })
+        };
+        r.object(|r, name| {
+            match name {
+                "c" if !r.null() => head.created = Some(r.u64()?),
+                "u" if !r.null() => head.updated = Some(r.u64()?),
+                "l" => {
+                    r.array(|r| {
+                        head.levels.push(entries(r)?);
+                        Some(())
+                    })?;
+                }
+                "o" => strings(r, &mut head.ops)?,
+                "t" => strings(r, &mut head.trash)?,
+                "c" | "u" => {}
+                _ => {
+                    r.value()?;
+                }
+            }
+            Some(())
+        })?;
+        r.end()?;
+        Some(head)
+    }
+}
+
+/// The entries a format-1 page lists: `{"e": entries, ...}` (a page of batches) or a bare list.
+fn page_entries(text: &str) -> Option<Vec<Entry>> {
+    let mut r = Reader::new(text);
+    let found = if r.peek() == Some(b'{') {
+        let mut found = None;
+        r.object(|r, name| {
+            if name == "e" {
+                found = Some(entries(r)?);
+            } else {
+                r.value()?;
+            }
+            Some(())
+        })?;
+        found?
+    } else {
+        entries(&mut r)?
+    };
+    r.end()?;
+    Some(found)
 }
 
 /// A format-1 head as read.
 #[derive(Debug, Clone)]
 pub struct Legacy {
     head: V1Head,
-    raw: Raw,
+    raw: String,
     etag: Option<String>,
 }
 
@@ -70,12 +130,16 @@ impl Legacy {
         etag: Option<String>,
         keys: &Keys,
     ) -> std::result::Result<Self, String> {
-        let raw: Box<RawValue> = serde_json::from_slice(data).map_err(|e| e.to_string())?;
-        Self::from_raw(Raw(raw), etag, keys)
+        let text = std::str::from_utf8(data).map_err(|_| "not UTF-8".to_string())?;
+        Self::from_raw(text.to_string(), etag, keys)
     }
 
-    fn from_raw(raw: Raw, etag: Option<String>, keys: &Keys) -> std::result::Result<Self, String> {
-        let head: V1Head = serde_json::from_str(raw.0.get()).map_err(|e| e.to_string())?;
+    fn from_raw(
+        raw: String,
+        etag: Option<String>,
+        keys: &Keys,
+    ) -> std::result::Result<Self, String> {
+        let head = V1Head::parse(&raw).ok_or("not a format-1 head")?;
         if let Some(e) = head.levels.iter().flatten().find(|e| !plausible(e)) {
             return Err(format!("entry {e:?} is not a nonce with items"));
         }
@@ -135,10 +199,8 @@ impl Legacy {
             let mut expanded: Vec<Vec<Entry>> = Vec::with_capacity(pages.len());
             for s in stored {
                 let entries = s
-                    .and_then(|s| serde_json::from_slice::<Page>(&s.data).ok())
-                    .map(|p| match p {
-                        Page::Batches { entries } | Page::Pages(entries) => entries,
-                    })
+                    .and_then(|s| String::from_utf8(s.data).ok())
+                    .and_then(|text| page_entries(&text))
                     .unwrap_or_default();
                 expanded.push(entries.into_iter().filter(plausible).collect());
             }
@@ -189,11 +251,8 @@ impl Legacy {
         Ok(stored
             .into_iter()
             .map(|s| {
-                s.and_then(|s| {
-                    serde_json::from_slice::<&serde_json::value::RawValue>(&s.data)
-                        .ok()
-                        .and_then(item::decode_entry)
-                })
+                s.and_then(|s| String::from_utf8(s.data).ok())
+                    .and_then(|text| item::decode_stored(&text))
             })
             .collect())
     }

@@ -37,7 +37,7 @@ mod tests;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use self::edits::{Add, Clear, Pop, Replace};
+use self::edits::{Add, AnyEdit, Clear, Pop, Replace, Written};
 use self::head::{Head, VERSION};
 use self::ttl::Ttl;
 use super::keys::Keys;
@@ -233,24 +233,17 @@ impl<S: Store> Log<S> {
                 "{key} is not a session head ({why}); left untouched"
             ))
         };
-        #[derive(serde::Deserialize)]
-        struct Peek {
-            v: u32,
-        }
-        // An object: serde would also read a struct from an array (`[1]`).
-        let object = stored.data.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-        let data: &[u8] = if object { &stored.data } else { b"" };
-        let version = serde_json::from_slice::<Peek>(data)
-            .map_err(|e| corrupt(e.to_string()))?
-            .v;
+        let data = std::str::from_utf8(&stored.data).map_err(|_| corrupt("not UTF-8".into()))?;
+        let version = head::version_of(data)
+            .ok_or_else(|| corrupt("not a JSON object with a format version".into()))?;
         match version {
-            legacy::VERSION => {
-                let old = legacy::Legacy::parse(data, stored.etag, &self.keys).map_err(corrupt)?;
+            v if v == u64::from(legacy::VERSION) => {
+                let old = legacy::Legacy::parse(data.as_bytes(), stored.etag, &self.keys)
+                    .map_err(corrupt)?;
                 Ok(Found::Legacy(old))
             }
-            VERSION => {
-                let head: Head =
-                    serde_json::from_slice(data).map_err(|e| corrupt(e.to_string()))?;
+            v if v == u64::from(VERSION) => {
+                let head = Head::parse(data).map_err(corrupt)?;
                 if let Some(why) = head.implausible(&self.keys) {
                     return Err(corrupt(why));
                 }
@@ -261,7 +254,7 @@ impl<S: Store> Log<S> {
                 self.remember(current.clone());
                 Ok(Found::Current(current))
             }
-            v if v > VERSION => Err(Error::Corrupt(format!(
+            v if v > u64::from(VERSION) => Err(Error::Corrupt(format!(
                 "{key} was written by a newer version (format {v}); left untouched"
             ))),
             v => Err(corrupt(format!("unknown format {v}"))),
@@ -290,18 +283,22 @@ impl<S: Store> Log<S> {
 
     /// Appends a batch of checked item texts, atomically.
     pub async fn add_items(&self, items: &[&str]) -> Result<()> {
-        let mut add = Add::new(storable(items)?);
-        self.run(&mut add).await
+        self.write(AnyEdit::Add(Add::new(storable(items)?)))
+            .await
+            .map(drop)
     }
 
     /// Removes and returns the newest item.
     pub async fn pop_item(&self) -> Result<Option<String>> {
-        self.run(&mut Pop).await
+        match self.write(AnyEdit::Pop(Pop)).await? {
+            Written::Popped(item) => Ok(item),
+            Written::Done => Err(Error::internal("a pop returned no item slot")),
+        }
     }
 
     /// Removes every item and the timestamps.
     pub async fn clear(&self) -> Result<()> {
-        self.run(&mut Clear).await
+        self.write(AnyEdit::Clear(Clear)).await.map(drop)
     }
 
     /// Replaces the items from position `start` (all of them if `None`) with `items`, if
@@ -312,8 +309,13 @@ impl<S: Store> Log<S> {
         items: &[&str],
         expected: Option<&str>,
     ) -> Result<()> {
-        let mut replace = Replace::new(start, storable(items)?, expected.map(str::to_string));
-        self.run(&mut replace).await
+        let replace = Replace::new(start, storable(items)?, expected.map(str::to_string));
+        self.write(AnyEdit::Replace(replace)).await.map(drop)
+    }
+
+    /// Runs a write through the commit protocol.
+    async fn write(&self, mut edit: AnyEdit) -> Result<Written> {
+        self.run(&mut edit).await
     }
 
     /// The session's timestamps.

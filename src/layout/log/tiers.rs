@@ -12,8 +12,6 @@
 //!
 //! Everything here is arithmetic on the head; the caller fetches and writes.
 
-use serde::{Deserialize, Serialize};
-
 use super::head::{ChunkRef, Head};
 
 /// The tail is flushed when it holds more items than this...
@@ -30,8 +28,7 @@ pub const SMALL_MAX: u64 = 128 * 1024;
 pub const LARGE_MAX: u64 = 1024 * 1024;
 
 /// The tier of a chunk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(into = "u8", try_from = "u8")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tier {
     /// Takes flushes of the tail.
     Small,

@@ -53,7 +53,7 @@ fn all(log: &Log<MemStore>) -> Vec<String> {
 
 /// The head as stored.
 fn stored_head(store: &MemStore) -> Head {
-    serde_json::from_slice(&store.raw(&Keys::new(BASE).head()).unwrap()).unwrap()
+    Head::parse(&String::from_utf8(store.raw(&Keys::new(BASE).head()).unwrap()).unwrap()).unwrap()
 }
 
 /// Keys of the session that its head neither references nor lists as trash.
