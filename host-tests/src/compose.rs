@@ -1,6 +1,6 @@
 //! Composing components as `wac` does: the example HTTP service with the session component
-//! plugged into its `agentmem:session/session` import, by `wac plug` semantics or from a
-//! `.wac` document.
+//! plugged into its `agentmem:session/session` import (or with the encryption middleware in
+//! between), by `wac plug` semantics or from a `.wac` document.
 
 use anyhow::Context as _;
 use indexmap::IndexMap;
@@ -19,6 +19,21 @@ pub fn plug(socket: &[u8], plug: &[u8]) -> anyhow::Result<Vec<u8>> {
     let plug = graph.register_package(plug)?;
     wac_graph::plug(&mut graph, vec![plug], socket)?;
     Ok(graph.encode(EncodeOptions::default())?)
+}
+
+/// A chain of plugs, outermost first: `chain(&[service, middleware, session])` is
+/// `wac plug service --plug (wac plug middleware --plug session)`, each component's imports
+/// satisfied by the exports of the one after it.
+pub fn chain(components: &[&[u8]]) -> anyhow::Result<Vec<u8>> {
+    let Some((innermost, outer)) = components.split_last() else {
+        anyhow::bail!("nothing to compose");
+    };
+    let mut composed = innermost.to_vec();
+    for (depth, socket) in outer.iter().enumerate().rev() {
+        composed = plug(socket, &composed)
+            .with_context(|| format!("plugging into component {depth} of the chain"))?;
+    }
+    Ok(composed)
 }
 
 /// `wac compose <document> --dep name=path…`: resolves a `.wac` document against the named

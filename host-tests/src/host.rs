@@ -1,7 +1,8 @@
 //! The harness's view of the host: the product host (`dapr-session-host`) loaded with the
 //! component this build made (or the one `DAPR_SESSION_COMPONENT` names), refusing a
 //! component older than its sources, with test options: a settable clock and [`Hooks`] that
-//! record and steer the component's outgoing HTTP.
+//! record and steer the component's outgoing HTTP. [`Host::encrypted`] loads the encryption
+//! middleware composed in front of that component instead, with its key.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,6 +23,9 @@ pub use dapr_session_host::{
 pub const COMPONENT: &str = env!("DAPR_SESSION_WASM");
 /// The path of the example HTTP service (imports `session`, exports `wasi:http/incoming-handler`).
 pub const HTTP_SERVICE: &str = env!("DAPR_SESSION_HTTP_SERVICE_WASM");
+/// The path of the encryption middleware (`dapr-session-encrypt`: imports and exports
+/// `session`, imports `wasi:config/store`).
+pub const ENCRYPT: &str = env!("DAPR_SESSION_ENCRYPT_WASM");
 
 /// The environment variable that names another build of the component to test (for example
 /// the one `cargo component build` makes).
@@ -45,11 +49,14 @@ fn root() -> PathBuf {
 pub fn check_fresh(wasm: &Path) -> anyhow::Result<()> {
     let root = root();
     let service = root.join("examples").join("http-service");
+    let encrypt = root.join("examples").join("encrypt");
     let fallback = [
         root.join("src"),
         root.join("wit"),
         service.join("src"),
         service.join("wit"),
+        encrypt.join("src"),
+        encrypt.join("wit"),
     ];
     dapr_session_build::check_fresh(wasm, &fallback)
         .context("rebuild it (cargo build -p dapr-session-host-tests)")
@@ -86,6 +93,9 @@ impl HostWallClock for ManualClock {
 pub struct InstanceOptions {
     /// Environment variables the component sees.
     pub env: Vec<(String, String)>,
+    /// `wasi:config/store` values (the encryption middleware's key and TTL); when empty, the
+    /// [`Host`]'s own.
+    pub config: Vec<(String, String)>,
     /// A wall clock to use instead of the real one.
     pub clock: Option<ManualClock>,
     /// Hooks on the instance's outgoing HTTP.
@@ -97,6 +107,7 @@ impl InstanceOptions {
     pub fn to_host(&self) -> dapr_session_host::InstanceOptions {
         dapr_session_host::InstanceOptions {
             env: self.env.clone(),
+            config: self.config.clone(),
             wall_clock: self
                 .clock
                 .clone()
@@ -108,7 +119,11 @@ impl InstanceOptions {
 
 /// The compiled component, ready to be instantiated many times.
 #[derive(Clone)]
-pub struct Host(dapr_session_host::Host);
+pub struct Host {
+    inner: dapr_session_host::Host,
+    /// `wasi:config/store` values of instances whose options name none.
+    config: Vec<(String, String)>,
+}
 
 impl Host {
     /// Compiles the component under test ([`component`]), after checking it is not older
@@ -121,17 +136,42 @@ impl Host {
 
     /// Compiles the component at `path`.
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
-        Ok(Host(dapr_session_host::Host::from_file(path)?))
+        Ok(Host {
+            inner: dapr_session_host::Host::from_file(path)?,
+            config: Vec::new(),
+        })
+    }
+
+    /// Compiles the encryption middleware ([`ENCRYPT`]) with the component under test
+    /// ([`component`]) plugged into its `session` import, as `wac plug` composes them; every
+    /// instance gets `config` (at least `encryption_key`) in `wasi:config/store` unless its
+    /// options name their own.
+    pub fn encrypted(config: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let session = component();
+        check_fresh(&session)?;
+        check_fresh(Path::new(ENCRYPT))?;
+        let composed = crate::compose::plug(
+            &std::fs::read(ENCRYPT).with_context(|| format!("reading {ENCRYPT}"))?,
+            &std::fs::read(&session).with_context(|| format!("reading {}", session.display()))?,
+        )
+        .context("composing the middleware with the session component")?;
+        Ok(Host {
+            inner: dapr_session_host::Host::from_binary(&composed)?,
+            config: config
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        })
     }
 
     /// The product host inside.
     pub fn inner(&self) -> &dapr_session_host::Host {
-        &self.0
+        &self.inner
     }
 
     /// The engine the component was compiled with.
     pub fn engine(&self) -> &Engine {
-        self.0.engine()
+        self.inner.engine()
     }
 
     /// A new instance with no environment.
@@ -140,7 +180,10 @@ impl Host {
     }
 
     /// A new instance set up by `options`.
-    pub async fn instance_with(&self, options: InstanceOptions) -> anyhow::Result<Instance> {
-        Ok(self.0.instance_with(options.to_host()).await?)
+    pub async fn instance_with(&self, mut options: InstanceOptions) -> anyhow::Result<Instance> {
+        if options.config.is_empty() {
+            options.config = self.config.clone();
+        }
+        Ok(self.inner.instance_with(options.to_host()).await?)
     }
 }

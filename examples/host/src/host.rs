@@ -69,10 +69,13 @@ pub fn engine() -> Result<Engine, HostError> {
 
 /// Adds what the component imports to `linker`: WASI (`wasi:cli`, clocks, random, I/O) and
 /// `wasi:http/outgoing-handler`, with outgoing requests going through the store's
-/// [`Transport`](crate::Transport).
+/// [`Transport`](crate::Transport); and `wasi:config/store@0.2.0-rc.1`, serving
+/// [`InstanceOptions::config`] (what the encryption middleware composed in front of the
+/// session component imports).
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<(), HostError> {
     wasmtime_wasi::p2::add_to_linker_async(linker).map_err(HostError::Link)?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker).map_err(HostError::Link)
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker).map_err(HostError::Link)?;
+    wasmtime_wasi_config::add_to_linker(linker, HostState::wasi_config).map_err(HostError::Link)
 }
 
 /// The component, compiled and linked, ready to be instantiated many times. Cloning it is
