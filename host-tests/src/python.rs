@@ -1,5 +1,6 @@
-//! The real Python `DaprSession`: a virtualenv with `openai-agents[dapr]` from PyPI, made once
-//! per machine in the cache directory, and a small driver script to call it.
+//! The real Python `DaprSession`: a virtualenv with `openai-agents[dapr,encrypt]` from PyPI,
+//! made once per machine in the cache directory, and a small driver script to call it, bare or
+//! wrapped in `EncryptedSession`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,8 +9,9 @@ use anyhow::{Context as _, bail};
 
 use crate::cache::{build_once, cache_dir};
 
-/// The pinned package the interop tests and benchmarks run.
-pub const OPENAI_AGENTS: &str = "openai-agents[dapr]==0.24.0";
+/// The pinned package the interop tests and benchmarks run (`encrypt` brings `cryptography`,
+/// which `EncryptedSession` needs).
+pub const OPENAI_AGENTS: &str = "openai-agents[dapr,encrypt]==0.24.0";
 
 /// The Python of a venv that has [`OPENAI_AGENTS`], creating it on first use (once per
 /// machine; processes that need it meanwhile wait for that one).
@@ -22,7 +24,32 @@ pub fn python() -> anyhow::Result<PathBuf> {
         make_venv(&dir, &marker)
     })?;
     anyhow::ensure!(python.is_file(), "{} is missing", python.display());
+    // Venvs made before the `encrypt` extra was pinned get it added once.
+    build_once(
+        &dir.join("installed-encrypt"),
+        "adding openai-agents[encrypt]",
+        || {
+            pip_install(&dir.join("venv"))?;
+            std::fs::write(dir.join("installed-encrypt"), OPENAI_AGENTS)?;
+            Ok(())
+        },
+    )?;
     Ok(python)
+}
+
+fn pip_install(venv: &Path) -> anyhow::Result<()> {
+    let status = Command::new(venv.join("bin/pip"))
+        .args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            OPENAI_AGENTS,
+        ])
+        .status()?;
+    if !status.success() {
+        bail!("pip install {OPENAI_AGENTS} failed ({status})");
+    }
+    Ok(())
 }
 
 fn make_venv(dir: &Path, marker: &Path) -> anyhow::Result<()> {
@@ -41,32 +68,35 @@ fn make_venv(dir: &Path, marker: &Path) -> anyhow::Result<()> {
     if !status.success() {
         bail!("python3 -m venv failed ({status})");
     }
-    let status = Command::new(venv.join("bin/pip"))
-        .args([
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            OPENAI_AGENTS,
-        ])
-        .status()?;
-    if !status.success() {
-        bail!("pip install {OPENAI_AGENTS} failed ({status})");
-    }
+    pip_install(&venv)?;
+    std::fs::write(dir.join("installed-encrypt"), OPENAI_AGENTS)?;
     std::fs::write(marker, OPENAI_AGENTS)?;
     Ok(())
 }
 
 /// A driver for `DaprSession`: `python -c DRIVER <grpc address> <store> <session> <op> [json]`,
-/// printing the result as JSON. Ops: `get [limit]`, `add <items>`, `pop`, `clear`,
-/// `metadata`.
+/// printing the result as JSON. Ops: `get [limit]`, `add <items>` (`-`: the items on stdin),
+/// `pop`, `clear`. With `DRIVER_ENCRYPTION_KEY` set, the session is
+/// `EncryptedSession(DaprSession(...), encryption_key=..., ttl=...)`, the TTL from
+/// `DRIVER_ENCRYPTION_TTL` (unset: no expiry, as `ttl=None`).
 pub const DRIVER: &str = r#"
-import asyncio, json, sys
+import asyncio, json, os, sys
 from agents.extensions.memory import DaprSession
 
 async def main():
     address, store, session_id, op = sys.argv[1:5]
     arg = sys.argv[5] if len(sys.argv) > 5 else None
-    session = DaprSession.from_address(session_id, state_store_name=store, dapr_address=address)
+    if arg == "-":
+        arg = sys.stdin.read()
+    dapr = DaprSession.from_address(session_id, state_store_name=store, dapr_address=address)
+    session = dapr
+    key = os.environ.get("DRIVER_ENCRYPTION_KEY")
+    if key is not None:
+        from agents.extensions.memory.encrypt_session import EncryptedSession
+        ttl = os.environ.get("DRIVER_ENCRYPTION_TTL")
+        session = EncryptedSession(
+            session_id, dapr, encryption_key=key, ttl=int(ttl) if ttl else None
+        )
     try:
         if op == "get":
             out = await session.get_items(int(arg) if arg else None)
@@ -82,10 +112,30 @@ async def main():
             raise SystemExit(f"unknown op {op}")
         print(json.dumps(out))
     finally:
-        await session.close()
+        await dapr.close()
 
 asyncio.run(main())
 "#;
+
+/// `EncryptedSession` settings for the [`DRIVER`].
+#[derive(Clone)]
+pub struct PythonEncryption {
+    /// The master key (`encryption_key`); passed in the environment, never in arguments.
+    pub key: String,
+    /// `ttl` in seconds; `None`: no expiry.
+    pub ttl: Option<u32>,
+}
+
+impl std::fmt::Debug for PythonEncryption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PythonEncryption")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Arguments longer than this go through stdin (Linux caps one argument at 128 KiB).
+const MAX_ARG: usize = 64 * 1024;
 
 /// The Python `DaprSession`, pointed at one daprd.
 #[derive(Debug, Clone)]
@@ -100,6 +150,8 @@ pub struct PythonDapr {
     pub token: Option<String>,
     /// State store name.
     pub store: String,
+    /// Wrap the session in `EncryptedSession` with these settings.
+    pub encryption: Option<PythonEncryption>,
 }
 
 impl PythonDapr {
@@ -110,6 +162,9 @@ impl PythonDapr {
         op: &str,
         arg: Option<&str>,
     ) -> anyhow::Result<serde_json::Value> {
+        use std::io::Write as _;
+        use std::process::Stdio;
+
         let mut cmd = Command::new(&self.python);
         cmd.args(["-c", DRIVER])
             .arg(format!("127.0.0.1:{}", self.grpc_port))
@@ -119,15 +174,43 @@ impl PythonDapr {
                 "DAPR_GRPC_ENDPOINT",
                 format!("127.0.0.1:{}", self.grpc_port),
             )
-            .env_remove("DAPR_API_TOKEN");
-        if let Some(a) = arg {
-            cmd.arg(a);
-        }
+            .env_remove("DAPR_API_TOKEN")
+            .env_remove("DRIVER_ENCRYPTION_KEY")
+            .env_remove("DRIVER_ENCRYPTION_TTL")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let stdin = match arg {
+            Some(a) if a.len() > MAX_ARG => {
+                cmd.arg("-");
+                Some(a)
+            }
+            Some(a) => {
+                cmd.arg(a);
+                None
+            }
+            None => None,
+        };
         if let Some(t) = &self.token {
             cmd.env("DAPR_API_TOKEN", t);
         }
-        let out = cmd
-            .output()
+        if let Some(e) = &self.encryption {
+            cmd.env("DRIVER_ENCRYPTION_KEY", &e.key);
+            if let Some(ttl) = e.ttl {
+                cmd.env("DRIVER_ENCRYPTION_TTL", ttl.to_string());
+            }
+        }
+        let mut child = cmd
+            .spawn()
+            .context("running the Python DaprSession driver")?;
+        let mut pipe = child.stdin.take().context("the driver's stdin")?;
+        if let Some(input) = stdin {
+            pipe.write_all(input.as_bytes())
+                .context("writing the driver's input")?;
+        }
+        drop(pipe);
+        let out = child
+            .wait_with_output()
             .context("running the Python DaprSession driver")?;
         if !out.status.success() {
             bail!(

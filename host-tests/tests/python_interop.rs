@@ -62,6 +62,7 @@ async fn python_and_component_share_sessions() {
         http_endpoint: daprd.endpoint(),
         token: Some(TOKEN.into()),
         store: "statestore".into(),
+        encryption: None,
     };
     let host = Host::new().unwrap();
     let mut inst = host.instance().await.unwrap();
