@@ -20,11 +20,13 @@
 //! - [`inner`], [`platform`]: what the session logic needs from the wrapped session and the
 //!   host, as traits (native tests supply in-memory ones).
 //! - [`scan`]: reading back until enough items are live.
+//! - [`backoff`]: pauses between attempts that lost a race.
 //! - [`session`]: every call of the interface.
 //! - [`error`]: the interface's error variant.
 //! - [`wit`], [`import`], [`export`]: the bindings and the glue to the imported and exported
 //!   interface.
 
+pub mod backoff;
 pub mod codec;
 pub mod config;
 pub mod envelope;

@@ -1,16 +1,21 @@
 //! What the middleware takes from its host besides the session: the time (token timestamps and
-//! TTL checks) and randomness (a fresh IV for every token).
+//! TTL checks), randomness (a fresh IV for every token, jitter for retries) and pauses between
+//! retries.
 
-/// Time and randomness.
+use std::time::Duration;
+
+/// Time, randomness and waiting.
 pub trait Platform {
     /// Seconds since the Unix epoch.
     fn now(&self) -> u64;
     /// A fresh, unpredictable 16-byte IV.
     fn iv(&self) -> [u8; 16];
+    /// Waits `duration` (between attempts that lost a race to another writer).
+    fn sleep(&self, duration: Duration);
 }
 
-/// The component's platform: `wasi:clocks/wall-clock` (through the standard library) and
-/// `wasi:random/random`. (It compiles natively, but only a wasm host can run it.)
+/// The component's platform: `wasi:clocks/wall-clock` (through the standard library),
+/// `wasi:random/random` and `wasi:clocks/monotonic-clock`. (It compiles natively, but only a wasm host can run it.)
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Wasi;
 
@@ -30,5 +35,10 @@ impl Platform for Wasi {
         a.copy_from_slice(&high);
         b.copy_from_slice(&low);
         iv
+    }
+
+    fn sleep(&self, duration: Duration) {
+        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        wasip2::clocks::monotonic_clock::subscribe_duration(nanos).block();
     }
 }

@@ -21,8 +21,9 @@
 //! `expected`. Without it, `start` is read against the session as the call finds it.
 //!
 //! Every write is conditional on the version just read; when another writer got in between,
-//! the read and write are retried ([`MAX_ATTEMPTS`] in all, then `conflict`), unless the caller
-//! passed its own `expected` version: then the answer is `changed`.
+//! the read and write are retried after a growing, jittered pause ([`MAX_ATTEMPTS`] in all, then
+//! `conflict`), unless the caller passed its own `expected` version: then the answer is
+//! `changed`.
 
 use crate::codec::{self, Opened};
 use crate::config::Settings;
@@ -34,8 +35,7 @@ use crate::key::SessionKey;
 use crate::platform::Platform;
 use crate::scan::{self, Window};
 
-/// Read-then-write attempts of one call before `conflict`.
-pub const MAX_ATTEMPTS: u32 = 8;
+pub use crate::backoff::MAX_ATTEMPTS;
 
 /// One session whose items are stored encrypted in the session it wraps.
 pub struct EncryptedSession<I, P> {
@@ -111,6 +111,19 @@ impl<I: Inner, P: Platform> EncryptedSession<I, P> {
         })
     }
 
+    /// Before attempt `attempt` (0 for the first): nothing, or a pause that grows with the
+    /// attempts already lost, jittered with fresh random bytes so racing writers spread out.
+    fn pause(&self, attempt: u32) {
+        if attempt == 0 {
+            return;
+        }
+        let [a, b, c, d, ..] = self.platform.iv();
+        self.platform.sleep(crate::backoff::delay(
+            attempt,
+            u32::from_le_bytes([a, b, c, d]),
+        ));
+    }
+
     /// Seals every item and appends them as one batch.
     pub fn add_items(&self, items: &[String]) -> Result<()> {
         if items.is_empty() {
@@ -122,7 +135,8 @@ impl<I: Inner, P: Platform> EncryptedSession<I, P> {
 
     /// Removes and returns the newest live item; `None` when there is none (nothing written).
     pub fn pop_item(&self) -> Result<Option<String>> {
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
+            self.pause(attempt);
             let window = scan::newest(
                 &self.inner,
                 &self.key,
@@ -151,7 +165,8 @@ impl<I: Inner, P: Platform> EncryptedSession<I, P> {
     /// Replaces every live and expired item with `items`, keeping the unreadable ones.
     pub fn replace(&self, items: &[String], expected: Option<&str>) -> Result<()> {
         let sealed = self.seal_all(items)?;
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
+            self.pause(attempt);
             let window = Window::whole(self.inner.get_snapshot(None)?, &self.key, self.ttl());
             check_expected(expected, &window.version)?;
             let mut written = window.unreadable_from(0);
@@ -173,7 +188,8 @@ impl<I: Inner, P: Platform> EncryptedSession<I, P> {
         expected: Option<&str>,
     ) -> Result<()> {
         let sealed = self.seal_all(items)?;
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
+            self.pause(attempt);
             let head = self.inner.get_snapshot(Some(1))?;
             check_expected(expected, &head.version)?;
             let end = head.end();

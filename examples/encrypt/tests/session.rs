@@ -287,8 +287,16 @@ fn pop_retries_when_another_writer_gets_in_between() {
     assert_eq!(after[..2], stored[..2]);
     assert_eq!(after.len(), 3, "the other writer's item is kept");
     assert!(after[2].contains("another writer"));
+    assert_eq!(
+        platform.slept.borrow().len(),
+        1,
+        "one pause before the retry"
+    );
 
+    // Another writer gets in before every write: each attempt's read finds one more of its
+    // (unreadable) items, so the scan bound must cover them all.
     memory.interfere.set(u32::MAX);
+    let s = open(ID, &memory, &platform, &settings(KEY, None, 1000));
     assert_eq!(s.pop_item().unwrap_err(), Error::Conflict(MAX_ATTEMPTS));
     let live: Vec<String> = memory
         .items()
@@ -302,6 +310,12 @@ fn pop_retries_when_another_writer_gets_in_between() {
         .cloned()
         .collect();
     assert_eq!(live, stored[..2], "nothing of ours removed");
+    // A jittered pause before every retry, growing past the first one's 4 ms up to 250 ms.
+    let slept = platform.slept.borrow();
+    assert_eq!(slept.len() as u32, 1 + MAX_ATTEMPTS - 1);
+    let ms = std::time::Duration::from_millis;
+    assert!(slept.iter().any(|d| *d > ms(4)), "{slept:?}");
+    assert!(slept.iter().all(|d| *d <= ms(250)), "{slept:?}");
 }
 
 #[test]

@@ -140,6 +140,8 @@ pub struct TestPlatform {
     /// Seconds since the Unix epoch.
     pub now: Cell<u64>,
     next_iv: Cell<u8>,
+    /// Pauses asked for, in order (the tests do not wait).
+    pub slept: std::cell::RefCell<Vec<std::time::Duration>>,
 }
 
 impl TestPlatform {
@@ -148,6 +150,7 @@ impl TestPlatform {
         Self {
             now: Cell::new(now),
             next_iv: Cell::new(0),
+            slept: Default::default(),
         }
     }
 }
@@ -161,6 +164,10 @@ impl Platform for &TestPlatform {
         let n = self.next_iv.get();
         self.next_iv.set(n.wrapping_add(1));
         [n; 16]
+    }
+
+    fn sleep(&self, duration: std::time::Duration) {
+        self.slept.borrow_mut().push(duration);
     }
 }
 
