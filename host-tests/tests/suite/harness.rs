@@ -2,7 +2,8 @@
 //! under a time limit, and stops every backend it started before it exits, pass or fail.
 //!
 //! Arguments are substring filters on `backend::case` names. `SUITE_BACKENDS` picks
-//! backends (comma-separated; default: all).
+//! backends (comma-separated; default: all); `SUITE_ENCRYPTED=1` runs every case through the
+//! encryption middleware.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -183,7 +184,24 @@ async fn run(cases: &'static [Case], filters: Vec<String>, list_only: bool) -> E
         }
         return ExitCode::SUCCESS;
     }
-    let host = match Host::new() {
+    let encrypted = crate::encrypted::enabled();
+    if encrypted {
+        println!(
+            "\nthrough the encryption middleware ({})",
+            crate::encrypted::ENV
+        );
+        let unknown = crate::encrypted::unknown(cases);
+        if !unknown.is_empty() {
+            eprintln!("encrypted.rs skips cases that do not exist: {unknown:?}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let loaded = if encrypted {
+        crate::encrypted::host()
+    } else {
+        Host::new()
+    };
+    let host = match loaded {
         Ok(h) => h,
         Err(e) => {
             eprintln!("cannot load the component: {e:#}");
@@ -235,6 +253,11 @@ async fn run(cases: &'static [Case], filters: Vec<String>, list_only: bool) -> E
             let name = run_name(kind, layout, case);
             if let Some((_, why)) = case.skip_on.iter().find(|(k, _)| *k == kind) {
                 println!("test {name} ... skipped ({why})");
+                skipped.push(name);
+                continue;
+            }
+            if encrypted && let Some(why) = crate::encrypted::skip_reason(case.name, layout) {
+                println!("test {name} ... skipped through encryption ({why})");
                 skipped.push(name);
                 continue;
             }

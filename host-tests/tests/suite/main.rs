@@ -1,6 +1,7 @@
 //! The behavioural suite: every case, run against every backend (see `backend.rs`).
 //!
-//! `cargo test -p dapr-session-host-tests --test suite [-- FILTER...]`
+//! `cargo test -p dapr-session-host-tests --test suite [-- FILTER...]`; with
+//! `SUITE_ENCRYPTED=1`, through the encryption middleware (see `encrypted.rs`).
 
 #![allow(
     missing_docs,
@@ -12,6 +13,7 @@
 
 mod backend;
 mod cases;
+mod encrypted;
 mod harness;
 
 fn main() -> std::process::ExitCode {
