@@ -78,6 +78,11 @@ pub struct Global {
     /// Print no status lines or summaries on stderr (errors are still printed)
     #[arg(short, long, global = true, help_heading = "Output")]
     pub quiet: bool,
+    /// Store items encrypted (the Python EncryptedSession format) with the key in FILE (one
+    /// trailing newline ignored; the key is never printed). Runs the embedded component behind
+    /// the embedded encryption middleware, or a --component that imports wasi:config/store
+    #[arg(long, global = true, value_name = "FILE", help_heading = "Encryption")]
+    pub encryption_key_file: Option<PathBuf>,
     /// The component to run [default: the one embedded in this binary]
     #[arg(long, global = true, value_name = "WASM", help_heading = "Advanced")]
     pub component: Option<PathBuf>,

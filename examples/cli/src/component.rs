@@ -1,4 +1,5 @@
-//! The component embedded in this binary, built by `build.rs` from the workspace's sources.
+//! The component embedded in this binary, built by `build.rs` from the workspace's sources,
+//! alone and plugged into the encryption middleware (`dapr-session-encrypt`).
 //!
 //! Development builds (`cfg(debug_assertions)`) refuse to run it when one of the files it was
 //! compiled from has changed since: a stale binary would test old code. Release builds (what
@@ -43,22 +44,32 @@ pub fn embedded() -> Result<Host, Failure> {
     Host::from_binary(built::WASM).map_err(|e| Failure::internal(&e))
 }
 
-/// Fails if a source of the embedded component changed after it was built.
+/// Compiles the embedded encryption middleware with the component plugged into it: it reads
+/// its key from `wasi:config/store` (`encryption_key`).
+pub fn embedded_encrypted() -> Result<Host, Failure> {
+    #[cfg(debug_assertions)]
+    check_fresh()?;
+    Host::from_binary(built::ENCRYPTED_WASM).map_err(|e| Failure::internal(&e))
+}
+
+/// Fails if a source of an embedded component changed after it was built.
 #[cfg(debug_assertions)]
 fn check_fresh() -> Result<(), Failure> {
-    let built = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(built::BUILT_NS);
-    for source in built::SOURCES {
-        let changed = std::fs::metadata(source)
-            .and_then(|m| m.modified())
-            .is_ok_and(|m| m > built);
-        if changed {
-            return Err(Failure::new(
-                Kind::Other,
-                format!(
-                    "the embedded component is older than {source}: rebuild this development \
-                     build (cargo build -p dapr-session-cli), or pass --component"
-                ),
-            ));
+    for (built_ns, sources) in built::BUILDS {
+        let built = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(*built_ns);
+        for source in *sources {
+            let changed = std::fs::metadata(source)
+                .and_then(|m| m.modified())
+                .is_ok_and(|m| m > built);
+            if changed {
+                return Err(Failure::new(
+                    Kind::Other,
+                    format!(
+                        "the embedded component is older than {source}: rebuild this \
+                         development build (cargo build -p dapr-session-cli), or pass --component"
+                    ),
+                ));
+            }
         }
     }
     Ok(())

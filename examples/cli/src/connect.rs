@@ -7,6 +7,7 @@ use dapr_session_host::{
 };
 
 use crate::cli::{ConsistencyArg, Global, LayoutArg};
+use crate::encryption::EncryptionKey;
 use crate::failure::Failure;
 
 /// The component's default request timeout, in milliseconds.
@@ -95,8 +96,14 @@ pub struct Session {
 }
 
 impl Session {
-    /// Instantiates the component and opens session `id` (which sends nothing to the sidecar).
-    pub async fn open(host: &Host, global: &Global, id: &str) -> Result<Self, Failure> {
+    /// Instantiates the component and opens session `id` (which sends nothing to the sidecar);
+    /// `key` goes to the encryption middleware through `wasi:config/store`.
+    pub async fn open(
+        host: &Host,
+        global: &Global,
+        id: &str,
+        key: Option<&EncryptionKey>,
+    ) -> Result<Self, Failure> {
         let target = Target::new(global);
         // The component applies its own defaults from the same environment Dapr apps use.
         let env = ENDPOINT_ENV
@@ -106,6 +113,7 @@ impl Session {
         let mut inst = host
             .instance_with(InstanceOptions {
                 env,
+                config: key.map(EncryptionKey::config).unwrap_or_default(),
                 ..Default::default()
             })
             .await

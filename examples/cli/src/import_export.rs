@@ -68,7 +68,8 @@ pub async fn import(
         )?;
         return Ok(Kind::Success);
     }
-    let mut s = Session::open(host, global, id).await?;
+    let key = crate::encryption::key(global)?;
+    let mut s = Session::open(host, global, id, key.as_ref()).await?;
     let batch = usize::try_from(batch_size).unwrap_or(usize::MAX).max(1);
     let mut progress = Progress::new("importing", total, out.notes());
     progress.update(0);
@@ -208,7 +209,8 @@ pub async fn export(
     jsonl: bool,
     out: &Output,
 ) -> Result<Kind, Failure> {
-    let mut s = Session::open(host, global, id).await?;
+    let key = crate::encryption::key(global)?;
+    let mut s = Session::open(host, global, id, key.as_ref()).await?;
     let mut progress = Progress::new("exporting", 0, out.notes());
     progress.note(&format!("exporting session '{id}'…"));
     let items = s.get_items(None).await.map_err(|e| s.fail(&e))?;

@@ -12,6 +12,7 @@ mod compaction;
 mod component;
 mod connect;
 mod demo;
+mod encryption;
 mod exit;
 mod failure;
 mod import_export;
@@ -133,6 +134,12 @@ async fn run(cli: Cli, out: &Output) -> Result<Kind, Failure> {
             compaction::replace(&mut s, &r, out).await
         }
         Command::Demo => {
+            if global.encryption_key_file.is_some() {
+                return Err(Failure::new(
+                    Kind::Usage,
+                    "demo runs its own store and takes no --encryption-key-file",
+                ));
+            }
             let host = load_host(global)?;
             let component = global
                 .component
@@ -147,17 +154,28 @@ async fn run(cli: Cli, out: &Output) -> Result<Kind, Failure> {
     }
 }
 
-/// Compiles the component: `--component`, else the one embedded in this binary.
+/// Compiles the component: `--component`, else the one embedded in this binary (behind the
+/// embedded encryption middleware with `--encryption-key-file`).
 fn load_host(global: &Global) -> Result<Host, Failure> {
+    let encrypted = global.encryption_key_file.is_some();
     match &global.component {
-        Some(path) => Host::from_file(path).map_err(|e| Failure::internal(&e)),
+        Some(path) => {
+            let host = Host::from_file(path).map_err(|e| Failure::internal(&e))?;
+            if encrypted {
+                encryption::check_reads_config(&host, path)?;
+            }
+            Ok(host)
+        }
+        None if encrypted => component::embedded_encrypted(),
         None => component::embedded(),
     }
 }
 
 /// Loads the component and opens session `id` in a new instance.
 async fn open(global: &Global, id: &str) -> Result<Session, Failure> {
-    Session::open(&load_host(global)?, global, id).await
+    // The key file is read first: a bad one fails before anything is compiled.
+    let key = encryption::key(global)?;
+    Session::open(&load_host(global)?, global, id, key.as_ref()).await
 }
 
 /// A failed demo: the component's error keeps its exit code.

@@ -119,6 +119,18 @@ impl Host {
         &self.engine
     }
 
+    /// The names of the component's imports (`wasi:config/store@0.2.0-rc.1`, …), so a
+    /// caller can tell, say, whether it reads [`InstanceOptions::config`] at all.
+    pub fn imports(&self) -> Vec<String> {
+        self.pre
+            .instance_pre()
+            .component()
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect()
+    }
+
     /// A new instance: no environment, the real clock, requests sent by [`Direct`](crate::Direct).
     pub async fn instance(&self) -> Result<Instance, HostError> {
         self.instance_with(InstanceOptions::default()).await
