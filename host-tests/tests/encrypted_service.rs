@@ -161,6 +161,33 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
+/// The README's table of the middleware's imports (between the `encrypt-imports` markers).
+fn readme_imports() -> BTreeSet<String> {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let start = readme
+        .find("<!-- encrypt-imports:begin -->")
+        .expect("README has <!-- encrypt-imports:begin -->");
+    let end = readme
+        .find("<!-- encrypt-imports:end -->")
+        .expect("README has <!-- encrypt-imports:end -->");
+    readme[start..end]
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split_once('`').map(|(name, _)| name.to_string()))
+        .collect()
+}
+
+#[test]
+fn middleware_imports_are_what_the_readme_lists() {
+    let imports = imports(&read_wasm(ENCRYPT));
+    let listed = readme_imports();
+    assert!(!listed.is_empty(), "README lists no middleware imports");
+    assert_eq!(
+        imports, listed,
+        "the middleware's imports differ from README.md's encrypt-imports table"
+    );
+}
+
 #[test]
 fn middleware_and_compositions_import_and_export_what_they_should() {
     let session = read_wasm(COMPONENT);
