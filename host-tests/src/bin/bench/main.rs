@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cargo run --release -p dapr-session-host-tests --bin bench [-- --iterations 100 \
-//!     --lengths 10,100,1000,10000,100000 --out BENCHMARKS.md]
+//!     --lengths 10,100,1000,10000,100000 --out BENCHMARKS.md \
+//!     --baseline path/to/an/older/dapr_session.wasm]
 //! ```
 //!
 //! Measures, through the built component in wasmtime, the agent turn (`get-items()` then a
@@ -23,6 +24,7 @@
     missing_docs
 )]
 
+mod baseline;
 mod python;
 mod report;
 mod storage;
@@ -42,7 +44,7 @@ use dapr_session_host_tests::host::{
 use dapr_session_host_tests::redis::{RedisServer, Resp};
 
 use crate::python::PythonBench;
-use crate::report::{Costs, Report, Row, Samples, Throughput};
+use crate::report::{Baseline, Costs, Report, Row, Samples, Throughput};
 use crate::storage::Storage;
 use crate::systems::{
     Floor, OPS, Ours, RESTORE_POPS, STORE, cfg, fresh_op, python_op, timed, turn,
@@ -58,6 +60,7 @@ struct Args {
     lengths: Vec<usize>,
     out: std::path::PathBuf,
     throughput_secs: u64,
+    baseline: Option<std::path::PathBuf>,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -66,6 +69,7 @@ fn args() -> anyhow::Result<Args> {
         lengths: vec![10, 100, 1_000, 10_000, 100_000],
         out: "BENCHMARKS.md".into(),
         throughput_secs: 5,
+        baseline: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -77,6 +81,7 @@ fn args() -> anyhow::Result<Args> {
             }
             "--out" => a.out = value.into(),
             "--throughput-secs" => a.throughput_secs = value.parse()?,
+            "--baseline" => a.baseline = Some(value.into()),
             other => anyhow::bail!("unknown flag {other}"),
         }
     }
@@ -209,6 +214,8 @@ struct Bench {
     order: Shuffle,
     floor_get: Samples,
     floor_post: Samples,
+    /// Another build of the component (`--baseline`), run as [`baseline::BEFORE`].
+    before: Option<Host>,
 }
 
 impl Bench {
@@ -258,6 +265,15 @@ impl Bench {
             &same_key,
             &format!("{log_id}:head"),
         )?;
+        let mut before = match &self.before {
+            Some(host) => {
+                let id = format!("log-before-{length}-{run}");
+                let mut ours = Ours::open(host, self.pooled(), &id, &log_cfg).await?;
+                ours.fill(length).await?;
+                Some(ours)
+            }
+            None => None,
+        };
         let (mut compat, mut unpooled, py_id) = if all_systems {
             let compat_id = format!("compat-{length}-{run}");
             let mut compat = Ours::open(
@@ -300,13 +316,14 @@ impl Bench {
         eprintln!("length {length}: {iterations} interleaved iterations");
         for i in 0..iterations + 5 {
             let warm = i < 5;
-            for block in self.order.permutation(6) {
+            for block in self.order.permutation(7) {
                 match block {
-                    0 | 1 | 4 => {
+                    0 | 1 | 4 | 6 => {
                         let (name, ours) = match block {
                             0 => ("log", Some(&mut log)),
                             1 => ("compat", compat.as_mut()),
-                            _ => ("log, no pool", unpooled.as_mut()),
+                            4 => ("log, no pool", unpooled.as_mut()),
+                            _ => (baseline::BEFORE, before.as_mut()),
                         };
                         let Some(ours) = ours else { continue };
                         // Untimed: the first request after another system's block pays for
@@ -480,6 +497,19 @@ async fn bench() -> anyhow::Result<()> {
     let host = Host::new()?;
     let compile = t.elapsed();
     let costs = costs(compile, &host, &endpoint).await?;
+    let (before, baseline) = match &args.baseline {
+        Some(path) => {
+            let t = Instant::now();
+            let before = Host::from_file(path)?;
+            let info = Baseline {
+                path: path.display().to_string(),
+                wasm_bytes: std::fs::metadata(path)?.len(),
+                compile: t.elapsed(),
+            };
+            (Some(before), Some(info))
+        }
+        None => (None, None),
+    };
     DaprHttp::new(&endpoint)
         .put(
             STORE,
@@ -497,6 +527,7 @@ async fn bench() -> anyhow::Result<()> {
         order: Shuffle::new(u64::from(std::process::id())),
         floor_get: Samples::default(),
         floor_post: Samples::default(),
+        before,
     };
     let mut rows = Vec::new();
     let mut storage = Vec::new();
@@ -543,6 +574,7 @@ async fn bench() -> anyhow::Result<()> {
         lengths: args.lengths.clone(),
         head_bytes,
         same_bytes,
+        baseline,
     };
     let markdown = report.markdown(&report::environment(&redis_version(), &python)?);
     println!("{markdown}");

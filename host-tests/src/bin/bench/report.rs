@@ -86,6 +86,18 @@ pub struct Report {
     pub head_bytes: std::collections::BTreeMap<usize, usize>,
     /// Size of the key holding each length's items as one value.
     pub same_bytes: std::collections::BTreeMap<usize, usize>,
+    /// Another build of the component timed in the same run (`--baseline`).
+    pub baseline: Option<Baseline>,
+}
+
+/// Another build of the component, run as the system `"log, before"`.
+pub struct Baseline {
+    /// Where it was read from, as given.
+    pub path: String,
+    /// Its size.
+    pub wasm_bytes: u64,
+    /// Its Cranelift compile time.
+    pub compile: Duration,
 }
 
 /// The machine and the versions, as Markdown.

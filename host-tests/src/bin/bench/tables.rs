@@ -6,7 +6,7 @@ use dapr_session_host_tests::python::OPENAI_AGENTS;
 
 use crate::report::Report;
 
-fn ms(us: f64) -> String {
+pub(crate) fn ms(us: f64) -> String {
     if us >= 100_000.0 {
         format!("{:.0}", us / 1000.0)
     } else if us >= 10_000.0 {
@@ -16,7 +16,7 @@ fn ms(us: f64) -> String {
     }
 }
 
-fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+pub(crate) fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.1}×", a / b),
         _ => "-".into(),
@@ -35,14 +35,14 @@ const OPS: [(&str, &str); 4] = [
 ];
 
 impl Report {
-    fn median(&self, length: usize, system: &str, op: &str) -> Option<f64> {
+    pub(crate) fn median(&self, length: usize, system: &str, op: &str) -> Option<f64> {
         self.rows
             .iter()
             .find(|r| r.length == length && r.system == system && r.op == op)
             .map(|r| r.samples.median())
     }
 
-    fn cell(&self, length: usize, system: &str, op: &str) -> String {
+    pub(crate) fn cell(&self, length: usize, system: &str, op: &str) -> String {
         self.rows
             .iter()
             .find(|r| r.length == length && r.system == system && r.op == op)
@@ -73,9 +73,18 @@ impl Report {
             lengths.join(","),
             self.iterations
         );
+        if let Some(b) = &self.baseline {
+            let _ = writeln!(
+                m,
+                "With `--baseline {}`: another build of the component, timed in the same run as \
+                 \"log, before\" (see \"Before and after\").\n",
+                b.path
+            );
+        }
         self.costs_table(&mut m);
         self.turn_tables(&mut m);
         self.op_tables(&mut m);
+        self.baseline_table(&mut m);
         self.storage_table(&mut m);
         self.throughput_table(&mut m);
         self.targets(&mut m);
