@@ -141,13 +141,45 @@ impl<S: Store> Compat<S> {
             {
                 Ok(()) => break popped,
                 Err(e) => {
+                    let conflict = e.is_conflict();
                     lost_race(&self.store, &key, etag.is_some(), e).await?;
+                    if conflict && self.landed(&change, &value).await? {
+                        break popped;
+                    }
                     backoff.pause(&self.store).await;
                 }
             }
         };
         self.touch_metadata().await;
         Ok(popped)
+    }
+
+    /// Whether a write refused as a conflict is in the store after all. daprd's Redis client
+    /// runs a script again on a new connection when the first run's answer is lost (a Redis
+    /// restart, a dropped connection), and the second run then fails on the etag the first
+    /// one moved: the sidecar reports a conflict for a write that landed. The upstream format
+    /// has no operation ids, so the stored array tells: an append landed if the array starts
+    /// with everything it wrote (another writer may have appended since), a replace if the
+    /// array is what it wrote (writing it again would change nothing). A pop cannot tell its
+    /// own landed write from another pop of the same item, so it is retried as a lost race.
+    ///
+    /// An append whose exact items another writer appended at the same position, racing it,
+    /// counts as landed: the session holds those items once, not twice.
+    async fn landed(&self, change: &Change<'_>, written: &str) -> Result<bool> {
+        if matches!(change, Change::Pop) {
+            return Ok(false);
+        }
+        let Some(now) = self.store.get(&self.keys.messages()).await? else {
+            return Ok(false);
+        };
+        let now = std::str::from_utf8(&now.data).ok().and_then(elements);
+        let (Some(now), Some(ours)) = (now, elements(written)) else {
+            return Ok(false);
+        };
+        Ok(match change {
+            Change::Append(_) => now.get(..ours.len()) == Some(&ours[..]),
+            _ => now == ours,
+        })
     }
 
     /// The new array text for `change` on `current`, and the popped item; `None` when there
@@ -376,3 +408,7 @@ fn seconds(v: &&str) -> Option<u64> {
 fn seconds_to_ms(v: &&str) -> Option<u64> {
     seconds(v).map(|s| s.saturating_mul(1000))
 }
+
+#[cfg(test)]
+#[path = "compat_tests.rs"]
+mod tests;
