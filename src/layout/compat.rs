@@ -143,7 +143,7 @@ impl<S: Store> Compat<S> {
                 Err(e) => {
                     let conflict = e.is_conflict();
                     lost_race(&self.store, &key, etag.is_some(), e).await?;
-                    if conflict && self.landed(&change, &value).await? {
+                    if conflict && expected.is_none() && self.landed(&change, &value).await? {
                         break popped;
                     }
                     backoff.pause(&self.store).await;
@@ -161,7 +161,9 @@ impl<S: Store> Compat<S> {
     /// has no operation ids, so the stored array tells: an append landed if the array starts
     /// with everything it wrote (another writer may have appended since), a replace if the
     /// array is what it wrote (writing it again would change nothing). A pop cannot tell its
-    /// own landed write from another pop of the same item, so it is retried as a lost race.
+    /// own landed write from another pop of the same item, so it is retried as a lost race;
+    /// so is a write at an expected version, whose caller must learn of any other write (two
+    /// callers removing the same newest item by `replace-suffix` write the same array).
     ///
     /// An append whose exact items another writer appended at the same position, racing it,
     /// counts as landed: the session holds those items once, not twice.

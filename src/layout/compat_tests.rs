@@ -155,3 +155,28 @@ fn a_pop_refused_as_a_conflict_is_retried() {
     store.unhook();
     assert!(all(&c).is_empty());
 }
+
+#[test]
+fn a_conditional_replace_beaten_by_the_same_array_is_told_it_changed() {
+    // Two callers remove the newest item with replace-suffix at the version they read: the
+    // arrays they write are equal, and the second must learn that the session changed.
+    let store = MemStore::new(Flavor::REDIS);
+    let c = compat(&store);
+    add(&c, &["a", "b"]);
+    let version = block_on(c.snapshot(None, Mode::Skip)).unwrap().version;
+    let v = version.clone();
+    let fired = Cell::new(false);
+    store.hook(move |r, s| {
+        if saves_messages(r) && !fired.replace(true) {
+            block_on(compat(s).replace(Some(1), &[], Some(&v))).unwrap();
+        }
+        Action::Proceed
+    });
+    let result = block_on(c.replace(Some(1), &[], Some(&version)));
+    store.unhook();
+    assert!(
+        matches!(result, Err(crate::error::Error::Changed)),
+        "{result:?}"
+    );
+    assert_eq!(all(&c), tags(&["a"]));
+}
